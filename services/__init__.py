@@ -1,0 +1,1 @@
+"""Semantic image search: embedder, indexer and query services over gRPC."""

@@ -1,0 +1,1 @@
+"""The embedder: CNN, word vectors and semantic heads (model code, no gRPC) and the Embedder service."""
