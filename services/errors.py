@@ -1,0 +1,46 @@
+"""Domain errors raised by plain (gRPC-free) code; the serving layer maps each to a gRPC status.
+
+Model and store code raise these; servicers never build status codes by hand.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class; `code_name` is the grpc.StatusCode name the serving layer answers with."""
+
+    code_name = "INTERNAL"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(ServiceError):
+    """Bad input: undecodable image, empty query, k out of range."""
+
+    code_name = "INVALID_ARGUMENT"
+
+
+class NotFound(ServiceError):
+    """Unknown id, or a query with no known word."""
+
+    code_name = "NOT_FOUND"
+
+
+class ResourceExhausted(ServiceError):
+    """Over a size limit (bytes, pixels, images per request)."""
+
+    code_name = "RESOURCE_EXHAUSTED"
+
+
+class FailedPrecondition(ServiceError):
+    """The system is not in a state to do this (e.g. a head trained on other word vectors)."""
+
+    code_name = "FAILED_PRECONDITION"
+
+
+class Unavailable(ServiceError):
+    """A dependency (embedder, Qdrant server) is down."""
+
+    code_name = "UNAVAILABLE"
