@@ -11,11 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _user_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imgsearch"
-
-
 @dataclass(frozen=True)
 class Limits:
     """Guards against abusive input; each refusal names the limit it hit."""
@@ -31,10 +26,11 @@ class Limits:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("./data")
-    cache_dir: Path = field(default_factory=_user_cache)
+    cache_dir: Path = Path.home() / ".cache" / "imgsearch"
     port: int = 50051
     host: str = "[::]"
     addr: str = "localhost:50051"  # where the CLI connects
+    indexer_addr: str | None = None  # where the CLI sends ingest/delete/stats; unset = addr
     qdrant_url: str | None = None  # unset = embedded Qdrant Edge under data_dir
     qdrant_api_key: str | None = None
     embedder: str | None = None  # address(es) of remote embedders; unset = in-process when served together
@@ -66,6 +62,7 @@ class Settings:
             port=port,
             host=get("IMGSEARCH_HOST") or "[::]",
             addr=get("IMGSEARCH_ADDR") or "localhost:50051",
+            indexer_addr=get("IMGSEARCH_INDEXER_ADDR"),
             qdrant_url=get("QDRANT_URL"),
             qdrant_api_key=get("QDRANT_API_KEY"),
             embedder=get("IMGSEARCH_EMBEDDER"),

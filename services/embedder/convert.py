@@ -1,0 +1,78 @@
+"""Conversions between the Embedder's protobuf messages and plain results (one place)."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+
+from services.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from services.errors import ServiceError
+from services.protogen.imagesearch.v1 import common_pb2, embedder_pb2
+from services.serving.convert import item_error
+
+_ERRORS = {cls.code_name: cls for cls in ServiceError.__subclasses__()}
+
+
+def outcome_to_proto(outcome: ImageOutcome) -> embedder_pb2.ImageEmbedding:
+    if isinstance(outcome, ServiceError):
+        return embedder_pb2.ImageEmbedding(error=item_error(outcome))
+    return embedder_pb2.ImageEmbedding(
+        visual=outcome.visual.tolist(),
+        semantic=outcome.semantic.tolist(),
+        width=outcome.width,
+        height=outcome.height,
+        feature_norm=outcome.feature_norm,
+    )
+
+
+def outcome_from_proto(msg: embedder_pb2.ImageEmbedding) -> ImageOutcome:
+    if msg.HasField("error"):
+        return error_from_item(msg.error)
+    return ImageVectors(
+        np.asarray(msg.visual, np.float32),
+        np.asarray(msg.semantic, np.float32),
+        msg.width,
+        msg.height,
+        msg.feature_norm,
+    )
+
+
+def error_from_item(item: common_pb2.ItemError) -> ServiceError:
+    """The domain error for a per-item error code (unknown codes become a plain ServiceError)."""
+    name = next((c.name for c in grpc.StatusCode if c.value[0] == item.code), "INTERNAL")
+    return error_for_code(name, item.message)
+
+
+def error_for_code(code_name: str, message: str) -> ServiceError:
+    """The domain error class whose status is `code_name` (a grpc.StatusCode name)."""
+    return _ERRORS.get(code_name, ServiceError)(message)
+
+
+def model_info_to_proto(info: ModelInfo) -> embedder_pb2.ModelInfo:
+    return embedder_pb2.ModelInfo(**info.as_dict())
+
+
+def model_info_from_proto(msg: embedder_pb2.ModelInfo) -> ModelInfo:
+    return ModelInfo(
+        cnn=msg.cnn,
+        head=msg.head,
+        visual_dim=msg.visual_dim,
+        semantic_dim=msg.semantic_dim,
+        vocabulary_size=msg.vocabulary_size,
+        word_vectors=msg.word_vectors,
+        max_batch=msg.max_batch,
+    )
+
+
+def chunk_to_proto(chunk: VocabularyChunk) -> embedder_pb2.VocabularyChunk:
+    return embedder_pb2.VocabularyChunk(
+        start_rank=chunk.start_rank,
+        words=chunk.words,
+        vectors=np.asarray(chunk.vectors, np.float32).ravel().tolist(),
+        dim=int(chunk.vectors.shape[1]),
+    )
+
+
+def chunk_from_proto(msg: embedder_pb2.VocabularyChunk) -> VocabularyChunk:
+    vectors = np.asarray(msg.vectors, np.float32).reshape(len(msg.words), msg.dim)
+    return VocabularyChunk(msg.start_rank, list(msg.words), vectors)

@@ -1,0 +1,80 @@
+"""Calls remote embedder replicas over gRPC with the same methods as EmbedderRuntime, so the
+indexer and query services use either without knowing which.
+
+Balancing (round_robin) and retrying UNAVAILABLE on another replica are the channel's job
+(services.serving.channels); this class adds deadlines and maps failures to domain errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import grpc
+import numpy as np
+
+from services.embedder import convert
+from services.embedder.results import ImageOutcome, ModelInfo, VocabularyChunk
+from services.errors import ServiceError, Unavailable
+from services.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
+from services.serving.channels import auth_metadata, make_channel
+
+SERVICE = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+T = TypeVar("T")
+
+
+def error_from_rpc(exc: grpc.RpcError, what: str) -> ServiceError:
+    """A domain error for a failed call: the dependency's own status where it is the caller's
+    fault (INVALID_ARGUMENT, NOT_FOUND...), UNAVAILABLE when the dependency is down or slow."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return Unavailable(f"{what} unavailable ({code.name}): {details}")
+    return convert.error_for_code(code.name, details or code.name)
+
+
+class RemoteEmbedder:
+    def __init__(
+        self,
+        addresses: str | Sequence[str],
+        *,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        timeout: float = 60.0,
+    ):
+        self.addresses = addresses
+        self._channel = make_channel(addresses, [SERVICE], tls_ca=tls_ca, health_service=SERVICE)
+        self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
+        self._metadata = auth_metadata(token)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, fn: Callable[..., T], request, timeout: float | None = None) -> T:
+        try:
+            return fn(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc, f"embedder at {self.addresses}") from exc
+
+    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]:
+        response = self._call(self._stub.EmbedImages, embedder_pb2.EmbedImagesRequest(images=images))
+        return [convert.outcome_from_proto(m) for m in response.embeddings]
+
+    def embed_text(self, text: str):
+        from services.embedder.wordvectors import TextEmbedding
+
+        r = self._call(self._stub.EmbedText, embedder_pb2.EmbedTextRequest(text=text), timeout=10.0)
+        return TextEmbedding(np.asarray(r.vector, np.float32), list(r.known_words), list(r.unknown_words))
+
+    def model_info(self) -> ModelInfo:
+        msg = self._call(self._stub.GetModelInfo, embedder_pb2.GetModelInfoRequest(), timeout=10.0)
+        return convert.model_info_from_proto(msg)
+
+    def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]:
+        request = embedder_pb2.StreamVocabularyRequest(limit=limit, chunk_size=chunk_size)
+        try:
+            for msg in self._stub.StreamVocabulary(request, timeout=600, metadata=self._metadata):
+                yield convert.chunk_from_proto(msg)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc, f"embedder at {self.addresses}") from exc

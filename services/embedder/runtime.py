@@ -1,0 +1,161 @@
+"""The embedder's working parts in one object: CNN, word vectors, semantic head, decoding pool
+and batcher. Plain Python, no gRPC: the servicer and the in-process indexer/query call it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.config import Settings
+from services.config.settings import Limits
+from services.embedder.batching import Batcher
+from services.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from services.errors import InvalidArgument, ResourceExhausted, ServiceError
+from services.serving.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 32  # images per CNN forward pass
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    visual: np.ndarray
+    semantic: np.ndarray
+    norm: float
+
+
+class EmbedderRuntime:
+    """Embeds images (decoded in a thread pool, run through the CNN in shared batches) and text."""
+
+    def __init__(self, cnn, words, head, limits: Limits, decode_workers: int | None = None):
+        self.cnn = cnn
+        self.words = words
+        self.head = head
+        self.limits = limits
+        workers = decode_workers or max(2, min(4, os.cpu_count() or 2))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        self._batcher = Batcher(self._run_batch, max_batch=MAX_BATCH)
+
+    @classmethod
+    def load(cls, settings: Settings) -> EmbedderRuntime:
+        """Loads (converting and caching on first use) the CNN, word vectors and head."""
+        from services.embedder.cnn import Cnn
+        from services.embedder.heads import load_head
+        from services.embedder.wordvectors import load_word_vectors
+
+        start = time.perf_counter()
+        cnn = Cnn.load(settings.cache_dir)
+        words = load_word_vectors(settings.glove, settings.cache_dir)
+        head = load_head(settings.head, words, settings.cache_dir)
+        runtime = cls(cnn, words, head, settings.limits)
+        runtime.embed_pixels(np.zeros((1, cnn.input_size, cnn.input_size, 3), np.uint8))  # trace the graph
+        log.info(
+            "embedder ready in %.1f s: %s, head %s, %s (%d words, %d-d)",
+            time.perf_counter() - start,
+            cnn.name,
+            head.name,
+            words.source,
+            len(words.words),
+            words.dim,
+        )
+        return runtime
+
+    def close(self) -> None:
+        self._batcher.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]:
+        """One outcome per image, in order: vectors, or the error that image alone failed with."""
+        n = len(images)
+        if n > self.limits.max_images_per_request:
+            raise ResourceExhausted(
+                f"{n} images in one request, over the limit max_images_per_request="
+                f"{self.limits.max_images_per_request}"
+            )
+        self._batcher.expect(n)
+        pending = [self._pool.submit(self._decode_and_queue, data) for data in images]
+        outcomes: list[ImageOutcome] = []
+        for job in pending:
+            try:
+                (width, height), model_future = job.result()
+                out: _Embedded = model_future.result()
+                outcomes.append(ImageVectors(out.visual, out.semantic, width, height, out.norm))
+            except ServiceError as exc:
+                IMAGES_FAILED.labels(exc.code_name).inc()
+                outcomes.append(exc)
+        return outcomes
+
+    def embed_pixels(self, pixels: np.ndarray) -> list[_Embedded]:
+        """Runs already-decoded images (N, 224, 224, 3) uint8 straight through the model."""
+        return self._run_batch(pixels)
+
+    def _decode_and_queue(self, data: bytes) -> tuple[tuple[int, int], Future]:
+        from services.embedder.images import decode_image
+
+        try:
+            decoded = decode_image(data, self.limits)
+        except BaseException:
+            self._batcher.cancel_expected()
+            raise
+        return (decoded.width, decoded.height), self._batcher.submit(decoded.pixels, expected=True)
+
+    def _run_batch(self, pixels: np.ndarray) -> list[_Embedded]:
+        features, logits = self.cnn.run(pixels)
+        norms = np.linalg.norm(features, axis=1)
+        visual = features / np.maximum(norms, 1e-12)[:, None]
+        semantic = self.head.embed(features, logits)
+        BATCH_SIZE.observe(len(pixels))
+        IMAGES_EMBEDDED.inc(len(pixels))
+        return [
+            _Embedded(visual[i].astype(np.float32), semantic[i].astype(np.float32), float(norms[i]))
+            for i in range(len(pixels))
+        ]
+
+    # -- text -----------------------------------------------------------------------------------
+
+    def embed_text(self, text: str):
+        """The normalised mean of the known words' vectors (see WordVectors.embed_text)."""
+        if len(text) > self.limits.max_text_chars:
+            raise ResourceExhausted(
+                f"text of {len(text)} characters, over the limit max_text_chars={self.limits.max_text_chars}"
+            )
+        if not text.strip():
+            raise InvalidArgument("empty text: give at least one word")
+        return self.words.embed_text(text)
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(
+            cnn=self.cnn.name,
+            head=self.head.name,
+            visual_dim=self.cnn.feature_dim,
+            semantic_dim=self.head.dim,
+            vocabulary_size=len(self.words.words),
+            word_vectors=self.words.source,
+            max_batch=MAX_BATCH,
+        )
+
+    def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]:
+        """The most frequent `limit` words (0 = all) with their vectors, in chunks."""
+        total = len(self.words.words) if limit <= 0 else min(limit, len(self.words.words))
+        chunk_size = chunk_size if chunk_size > 0 else 5000
+        for start in range(0, total, chunk_size):
+            end = min(total, start + chunk_size)
+            yield VocabularyChunk(start, list(self.words.words[start:end]), self.words.vectors[start:end])
+
+
+def warmup(settings: Settings) -> ModelInfo:
+    """Converts and caches the CNN and parses the word vectors, so later starts are fast and offline."""
+    runtime = EmbedderRuntime.load(settings)
+    try:
+        return runtime.model_info()
+    finally:
+        runtime.close()

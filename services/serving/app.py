@@ -1,0 +1,195 @@
+"""`imgsearch serve`: any subset of the three services in one process on one port.
+
+Services present in the process call each other in-process; a missing embedder is reached at
+IMGSEARCH_EMBEDDER. The port opens at once with health NOT_SERVING (calls get UNAVAILABLE, "starting")
+while models load and the store opens; then health turns SERVING. SIGTERM/SIGINT: health goes
+NOT_SERVING, in-flight calls get `grace_seconds` to finish, the store is flushed and closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.config import Settings
+from services.errors import ServiceError, Unavailable
+from services.serving.logs import configure_logging
+from services.serving.metrics import start_metrics_server
+from services.serving.server import Registration, Served, create_server
+
+log = logging.getLogger(__name__)
+
+ROLES = ("embedder", "indexer", "query")
+
+
+def parse_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    """[] or ["all"] -> all three; otherwise the named ones, checked and de-duplicated, in order."""
+    wanted = {r.strip().lower() for r in roles if r.strip()}
+    if not wanted or "all" in wanted:
+        return ROLES
+    unknown = wanted - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown service(s) {sorted(unknown)}; choose from all, {', '.join(ROLES)}")
+    return tuple(r for r in ROLES if r in wanted)
+
+
+class Deferred:
+    """Stands in for a servicer until its models and store are loaded; calls before then are
+    refused with UNAVAILABLE, which clients retry."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._target: Any = None
+
+    def bind(self, target: Any) -> None:
+        self._target = target
+
+    def __getattr__(self, method: str) -> Callable:
+        def call(request: Any, context: Any) -> Any:
+            target = self._target
+            if target is None:
+                raise Unavailable(f"the {self._name} service is starting (loading models); retry shortly")
+            return getattr(target, method)(request, context)
+
+        return call
+
+
+def _services() -> dict[str, tuple[str, Callable]]:
+    from services.embedder.service import SERVICE_NAME as EMBEDDER
+    from services.indexer.service import SERVICE_NAME as INDEXER
+    from services.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
+    from services.query.service import SERVICE_NAME as QUERY
+
+    return {
+        "embedder": (EMBEDDER, embedder_pb2_grpc.add_EmbedderServicer_to_server),
+        "indexer": (INDEXER, indexer_pb2_grpc.add_IndexerServicer_to_server),
+        "query": (QUERY, query_pb2_grpc.add_QueryServicer_to_server),
+    }
+
+
+@dataclass
+class Components:
+    """What the running services share; closed in reverse order of opening."""
+
+    embedder: Any = None
+    store: Any = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing the rest matters more
+                log.exception("error while closing")
+
+
+def build(settings: Settings, roles: Sequence[str]) -> Components:
+    """Loads the embedder (or connects to remote ones), opens the store, loads the vocabulary."""
+    parts = Components()
+    if "embedder" in roles:
+        from services.embedder.runtime import EmbedderRuntime
+
+        parts.embedder = EmbedderRuntime.load(settings)
+        parts.closers.append(parts.embedder.close)
+    elif settings.embedder_addresses():
+        from services.embedder.remote import RemoteEmbedder
+
+        parts.embedder = RemoteEmbedder(
+            settings.embedder_addresses(), token=settings.token, tls_ca=settings.tls_ca
+        )
+        parts.closers.append(parts.embedder.close)
+    else:
+        raise ValueError(
+            "serving indexer or query without the embedder needs IMGSEARCH_EMBEDDER (address list)"
+        )
+    if "indexer" in roles or "query" in roles:
+        from services.vectorstore import open_store
+
+        info = _model_info(parts.embedder)
+        parts.store = open_store(settings)
+        parts.closers.append(parts.store.close)
+        parts.store.ensure_collections(info.visual_dim, info.semantic_dim, info.semantic_dim)
+        if "indexer" in roles:
+            from services.indexer.ingest import load_vocabulary
+
+            count, loaded = load_vocabulary(parts.embedder, parts.store, settings.vocab_size)
+            log.info("words collection: %d words%s", count, " (loaded now)" if loaded else "")
+    return parts
+
+
+def _model_info(embedder: Any, attempts: int = 60):
+    """The embedder's model info, waiting for a remote embedder to come up (about 2 minutes)."""
+    for attempt in range(attempts):
+        try:
+            return embedder.model_info()
+        except Unavailable as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("waiting for the embedder: %s", exc.message)
+            threading.Event().wait(2.0)
+    raise AssertionError("unreachable")
+
+
+def bind(roles: Sequence[str], deferred: dict[str, Deferred], parts: Components, settings: Settings) -> None:
+    from services.embedder.service import EmbedderServicer
+    from services.indexer.service import IndexerServicer
+    from services.query.service import QueryServicer
+
+    if "embedder" in roles:
+        deferred["embedder"].bind(EmbedderServicer(parts.embedder))
+    if "indexer" in roles:
+        deferred["indexer"].bind(IndexerServicer(parts.embedder, parts.store, settings))
+    if "query" in roles:
+        deferred["query"].bind(QueryServicer(parts.embedder, parts.store, settings))
+
+
+def start(settings: Settings, roles: Sequence[str]) -> tuple[Served, Components]:
+    """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code)."""
+    roles = parse_roles(roles)
+    table = _services()
+    deferred = {role: Deferred(role) for role in roles}
+    registrations = [
+        Registration(table[role][0], lambda server, r=role: table[r][1](deferred[r], server))
+        for role in roles
+    ]
+    served = create_server(settings, registrations)
+    try:
+        parts = build(settings, roles)
+    except BaseException:
+        served.server.stop(0)
+        raise
+    bind(roles, deferred, parts, settings)
+    served.set_serving(True)
+    log.info("serving %s on port %d", ", ".join(roles), served.port)
+    return served, parts
+
+
+def stop(served: Served, parts: Components, grace: float) -> None:
+    """Drains in-flight calls for up to `grace` seconds, then flushes and closes the store."""
+    served.health.enter_graceful_shutdown()
+    served.server.stop(grace).wait()
+    parts.close()
+
+
+def serve(settings: Settings, roles: Sequence[str]) -> int:
+    """Runs until SIGTERM or SIGINT; the exit code for the CLI."""
+    configure_logging(settings.log_format)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    start_metrics_server(settings.metrics_port)
+    try:
+        served, parts = start(settings, roles)
+    except (ServiceError, ValueError, OSError) as exc:
+        log.error("cannot start: %s", getattr(exc, "message", exc))
+        return 2
+    print(f"imgsearch serving {', '.join(parse_roles(roles))} on port {served.port}", flush=True)
+    stopping.wait()
+    log.info("stopping: draining calls for up to %.0f s", settings.grace_seconds)
+    stop(served, parts, settings.grace_seconds)
+    log.info("stopped")
+    return 0

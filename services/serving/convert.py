@@ -1,0 +1,35 @@
+"""Conversions for the messages every service shares (common.proto)."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.errors import ServiceError
+from services.protogen.imagesearch.v1 import common_pb2
+from services.vectorstore.base import Hit, PayloadFilter
+
+
+def filter_from_proto(
+    msg: common_pb2.Filter | None, exclude_ids: tuple[str, ...] = ()
+) -> PayloadFilter | None:
+    if msg is None and not exclude_ids:
+        return None
+    label = msg.label if msg is not None else ""
+    metadata = dict(msg.metadata) if msg is not None else {}
+    flt = PayloadFilter(label=label or None, metadata=metadata, exclude_ids=exclude_ids)
+    return None if flt.is_empty() else flt
+
+
+def item_error(exc: ServiceError) -> common_pb2.ItemError:
+    return common_pb2.ItemError(code=getattr(grpc.StatusCode, exc.code_name).value[0], message=exc.message)
+
+
+def hit_to_proto(hit: Hit) -> common_pb2.ImageHit:
+    payload = hit.payload
+    return common_pb2.ImageHit(
+        id=hit.id,
+        score=hit.score,
+        uri=str(payload.get("uri", "")),
+        label=str(payload.get("label", "")),
+        metadata={str(k): str(v) for k, v in (payload.get("metadata") or {}).items()},
+    )

@@ -1,0 +1,90 @@
+"""Creating a gRPC server with health, reflection and the shared interceptor.
+
+`create_server` binds the port and returns it, so tests use port 0 and read the real one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.config import Settings
+from services.serving.interceptors import ServingInterceptor
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A servicer to add: its full service name and the generated `add_XServicer_to_server`."""
+
+    name: str
+    add: Callable[[grpc.Server], None]
+
+
+@dataclass
+class Served:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    names: tuple[str, ...]
+
+    def set_serving(self, serving: bool = True) -> None:
+        """Reports every registered service (and the overall "" service) as SERVING or not."""
+        status = SERVING if serving else NOT_SERVING
+        for name in ("", *self.names):
+            self.health.set(name, status)
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    size = settings.limits.max_message_bytes
+    return [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def create_server(
+    settings: Settings, registrations: Sequence[Registration], port: int | None = None, workers: int = 32
+) -> Served:
+    """Builds, binds and starts a server; health starts NOT_SERVING until `set_serving()`."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        interceptors=[ServingInterceptor(settings.token)],
+        options=server_options(settings),
+        maximum_concurrent_rpcs=workers * 8,
+    )
+    for reg in registrations:
+        reg.add(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = tuple(reg.name for reg in registrations)
+    reflection.enable_server_reflection(
+        (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    address = f"{settings.host}:{settings.port if port is None else port}"
+    if settings.tls_cert and settings.tls_key:
+        with open(settings.tls_key, "rb") as k, open(settings.tls_cert, "rb") as c:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        bound = server.add_secure_port(address, creds)
+    else:
+        bound = server.add_insecure_port(address)
+    if not bound:
+        raise OSError(f"could not bind {address}")
+    served = Served(server, bound, health_servicer, names)
+    served.set_serving(False)
+    server.start()
+    log.info("listening on %s:%d (%s)", settings.host, bound, ", ".join(names) or "health only")
+    return served
