@@ -1,0 +1,75 @@
+"""The real all-in-one server (real CNN, GloVe, Qdrant Edge) on a free port, once per session,
+and raw gRPC stubs to it: the contract exactly as a backend team's code sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import grpc
+import pytest
+
+from services.config import Settings
+from services.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
+from services.serving.app import Components, start, stop
+from services.serving.server import Served
+
+VOCAB = 50_000
+
+
+@dataclass
+class Running:
+    served: Served
+    parts: Components
+    settings: Settings
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.served.port}"
+
+
+@dataclass
+class Stubs:
+    channel: grpc.Channel
+    embedder: embedder_pb2_grpc.EmbedderStub
+    indexer: indexer_pb2_grpc.IndexerStub
+    query: query_pb2_grpc.QueryStub
+
+
+def test_settings(data_dir: Path, **changes) -> Settings:
+    base = Settings.from_env({"HOME": str(Path.home())})
+    return replace(base, data_dir=data_dir, port=0, host="127.0.0.1", vocab_size=VOCAB, **changes)
+
+
+def start_server(data_dir: Path, roles: tuple[str, ...] = ("all",), **changes) -> Running:
+    settings = test_settings(data_dir, **changes)
+    served, parts = start(settings, roles)
+    return Running(served, parts, replace(settings, port=served.port))
+
+
+def stubs_for(addr: str) -> Stubs:
+    channel = grpc.insecure_channel(
+        addr,
+        options=[("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)],
+    )
+    return Stubs(
+        channel,
+        embedder_pb2_grpc.EmbedderStub(channel),
+        indexer_pb2_grpc.IndexerStub(channel),
+        query_pb2_grpc.QueryStub(channel),
+    )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Running]:
+    running = start_server(tmp_path_factory.mktemp("server-data"))
+    yield running
+    stop(running.served, running.parts, 1.0)
+
+
+@pytest.fixture(scope="session")
+def stubs(server: Running) -> Iterator[Stubs]:
+    s = stubs_for(server.addr)
+    yield s
+    s.channel.close()
