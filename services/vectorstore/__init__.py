@@ -1,1 +1,58 @@
-"""vectorstore."""
+"""Vector-store adapters: Qdrant Edge embedded (default) or a Qdrant server (QDRANT_URL set).
+
+Import `open_store` and the types from here; the Qdrant libraries load only when a store opens.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from services.vectorstore.base import (
+    IMAGES,
+    SEMANTIC,
+    VISUAL,
+    WORDS,
+    CollectionDims,
+    Hit,
+    ImagePoint,
+    PayloadFilter,
+    VectorName,
+    VectorStore,
+)
+
+if TYPE_CHECKING:
+    from services.config.settings import Settings
+
+__all__ = [
+    "IMAGES",
+    "SEMANTIC",
+    "VISUAL",
+    "WORDS",
+    "CollectionDims",
+    "Hit",
+    "ImagePoint",
+    "PayloadFilter",
+    "VectorName",
+    "VectorStore",
+    "open_store",
+]
+
+
+def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore:
+    """RemoteStore when `settings.qdrant_url` is set, else EdgeStore under `<data_dir>/qdrant`.
+
+    QDRANT_URL=":memory:" is qdrant-client's local mode: the Qdrant-server code path with no
+    server, for tests and trials (one process only, nothing persisted).
+    """
+    if settings.qdrant_url:
+        from services.vectorstore.remote import RemoteStore
+
+        if settings.qdrant_url == ":memory:":
+            from qdrant_client import QdrantClient
+
+            return RemoteStore(client=QdrantClient(":memory:"), hnsw_ef=hnsw_ef)
+
+        return RemoteStore(settings.qdrant_url, api_key=settings.qdrant_api_key, hnsw_ef=hnsw_ef)
+    from services.vectorstore.edge import EdgeStore
+
+    return EdgeStore(settings.data_dir / "qdrant", hnsw_ef=hnsw_ef)

@@ -39,7 +39,8 @@ class Stubs:
 
 def test_settings(data_dir: Path, **changes) -> Settings:
     base = Settings.from_env({"HOME": str(Path.home())})
-    return replace(base, data_dir=data_dir, port=0, host="127.0.0.1", vocab_size=VOCAB, **changes)
+    changes.setdefault("vocab_size", VOCAB)
+    return replace(base, data_dir=data_dir, port=0, host="127.0.0.1", **changes)
 
 
 def start_server(data_dir: Path, roles: tuple[str, ...] = ("all",), **changes) -> Running:
