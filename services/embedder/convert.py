@@ -6,7 +6,7 @@ import grpc
 import numpy as np
 
 from services.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
-from services.errors import ServiceError
+from services.errors import InvalidArgument, ServiceError
 from services.protogen.imagesearch.v1 import common_pb2, embedder_pb2
 from services.serving.convert import item_error
 
@@ -76,3 +76,15 @@ def chunk_to_proto(chunk: VocabularyChunk) -> embedder_pb2.VocabularyChunk:
 def chunk_from_proto(msg: embedder_pb2.VocabularyChunk) -> VocabularyChunk:
     vectors = np.asarray(msg.vectors, np.float32).reshape(len(msg.words), msg.dim)
     return VocabularyChunk(msg.start_rank, list(msg.words), vectors)
+
+
+def matrix_from_vectors(vectors) -> np.ndarray:
+    """Repeated `Vector` messages as an (N, dim) float32 matrix (InvalidArgument if ragged)."""
+    rows = [np.asarray(v.values, np.float32) for v in vectors]
+    if len({len(r) for r in rows}) > 1:
+        raise InvalidArgument("vectors of different lengths in one request")
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def vectors_from_matrix(matrix: np.ndarray) -> list[common_pb2.Vector]:
+    return [common_pb2.Vector(values=row.tolist()) for row in np.asarray(matrix, np.float32)]

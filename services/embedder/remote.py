@@ -71,6 +71,10 @@ class RemoteEmbedder:
         msg = self._call(self._stub.GetModelInfo, embedder_pb2.GetModelInfoRequest(), timeout=10.0)
         return convert.model_info_from_proto(msg)
 
+    def embed_features(self, features: np.ndarray) -> np.ndarray:
+        request = embedder_pb2.EmbedFeaturesRequest(features=convert.vectors_from_matrix(features))
+        return convert.matrix_from_vectors(self._call(self._stub.EmbedFeatures, request).semantic)
+
     def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]:
         request = embedder_pb2.StreamVocabularyRequest(limit=limit, chunk_size=chunk_size)
         try:

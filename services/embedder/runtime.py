@@ -94,6 +94,18 @@ class EmbedderRuntime:
                 outcomes.append(exc)
         return outcomes
 
+    def embed_features(self, features: np.ndarray) -> np.ndarray:
+        """Semantic vectors (N, dim) of raw CNN features (N, 1280): the logits are the CNN's final
+        linear layer over them, so no image is needed to re-run the head."""
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[1] != self.cnn.feature_dim:
+            raise InvalidArgument(
+                f"features must be (N, {self.cnn.feature_dim}), got {tuple(features.shape)}"
+            )
+        if not np.all(np.isfinite(features)):
+            raise InvalidArgument("features contain NaN or infinity")
+        return self.head.embed(features, self.cnn.logits_from_features(features))
+
     def embed_pixels(self, pixels: np.ndarray) -> list[_Embedded]:
         """Runs already-decoded images (N, 224, 224, 3) uint8 straight through the model."""
         return self._run_batch(pixels)

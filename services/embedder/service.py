@@ -8,7 +8,7 @@ import grpc
 
 from services.embedder import convert
 from services.embedder.runtime import EmbedderRuntime
-from services.errors import InvalidArgument
+from services.errors import InvalidArgument, ResourceExhausted
 from services.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
 
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
@@ -32,6 +32,17 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
 
     def GetModelInfo(self, request, context: grpc.ServicerContext) -> embedder_pb2.ModelInfo:
         return convert.model_info_to_proto(self.runtime.model_info())
+
+    def EmbedFeatures(self, request, context: grpc.ServicerContext) -> embedder_pb2.EmbedFeaturesResponse:
+        if not request.features:
+            raise InvalidArgument("no features in the request")
+        if len(request.features) > self.runtime.limits.max_images_per_request:
+            raise ResourceExhausted(
+                f"{len(request.features)} feature vectors, over the limit max_images_per_request="
+                f"{self.runtime.limits.max_images_per_request}"
+            )
+        semantic = self.runtime.embed_features(convert.matrix_from_vectors(request.features))
+        return embedder_pb2.EmbedFeaturesResponse(semantic=convert.vectors_from_matrix(semantic))
 
     def StreamVocabulary(
         self, request, context: grpc.ServicerContext

@@ -17,6 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+
 from services.embedder.results import ImageOutcome, ModelInfo, VocabularyChunk
 from services.errors import InvalidArgument, ServiceError
 from services.serving.metrics import IMAGES_INGESTED
@@ -37,6 +39,7 @@ class Embedder(Protocol):
 
     def embed_images(self, images: list[bytes]) -> list[ImageOutcome]: ...
     def embed_text(self, text: str): ...
+    def embed_features(self, features: np.ndarray) -> np.ndarray: ...
     def model_info(self) -> ModelInfo: ...
     def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]: ...
 

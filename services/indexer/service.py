@@ -10,6 +10,8 @@ from services.config import Settings
 from services.embedder.convert import model_info_to_proto
 from services.indexer import admin
 from services.indexer.ingest import Embedder, IngestItem, Ingestor, load_vocabulary
+from services.indexer.reindex import BATCH as REINDEX_BATCH
+from services.indexer.reindex import reindex
 from services.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.serving.convert import filter_from_proto, item_error
 from services.vectorstore.base import VectorStore
@@ -63,6 +65,10 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
         limit = request.limit or self.settings.vocab_size
         words, loaded = load_vocabulary(self.embedder, self.store, limit, request.force)
         return indexer_pb2.LoadVocabularyResponse(words=words, loaded=loaded)
+
+    def Reindex(self, request, context: grpc.ServicerContext) -> Iterator[indexer_pb2.ReindexProgress]:
+        for p in reindex(self.embedder, self.store, request.batch or REINDEX_BATCH):
+            yield indexer_pb2.ReindexProgress(done=p.done, total=p.total, skipped=p.skipped, head=p.head)
 
     def GetStats(self, request, context: grpc.ServicerContext) -> indexer_pb2.Stats:
         s = admin.stats(self.store)

@@ -59,26 +59,38 @@ def resolve_target(addresses: str | Sequence[str]) -> str:
     return "ipv4:" + ",".join(resolved)
 
 
-def make_channel(
-    addresses: str | Sequence[str],
-    services: Sequence[str],
-    *,
-    tls_ca: str | None = None,
-    health_service: str | None = None,
-) -> grpc.Channel:
-    """A channel to `addresses` that balances and retries calls to `services` (full names)."""
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE),
-        ("grpc.max_send_message_length", MAX_MESSAGE),
+def channel_options(
+    services: Sequence[str], health_service: str | None = None, max_message_bytes: int = MAX_MESSAGE
+) -> list[tuple[str, object]]:
+    """Options of every channel: limits, keepalive, retries and balancing (see service_config)."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.enable_retries", 1),
-        ("grpc.per_rpc_retry_buffer_size", MAX_MESSAGE),
-        ("grpc.retry_buffer_size", 4 * MAX_MESSAGE),
+        ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
+        ("grpc.retry_buffer_size", 4 * max_message_bytes),
         ("grpc.service_config", service_config(services, health_service)),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
+
+
+def make_channel(
+    addresses: str | Sequence[str],
+    services: Sequence[str],
+    *,
+    tls_ca: str | None = None,
+    health_service: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE,
+) -> grpc.Channel:
+    """A channel to `addresses` that balances and retries calls to `services` (full names).
+
+    The retry buffer holds a whole request, so even a 32-image batch is retried on another
+    replica when the one serving it dies mid-call.
+    """
+    options = channel_options(services, health_service, max_message_bytes)
     target = resolve_target(addresses)
     if tls_ca:
         with open(tls_ca, "rb") as f:

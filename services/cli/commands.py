@@ -1,0 +1,256 @@
+"""The commands behind `imgsearch`: each is `(args, settings, out, err) -> ExitStatus`.
+
+They turn flags into client calls and results into output; failed calls surface as ClientError,
+which main() maps to an exit status in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+
+from services.cli import output
+from services.cli.ingest import expand_paths, ingest_files
+from services.cli.progress import ProgressBar
+from services.cli.status import CommandError, ExitStatus
+from services.client import ClientError, ImageSearchClient, SearchResult, WordResult, from_settings
+from services.config import Settings
+
+ROLES = ("embedder", "indexer", "query")
+
+
+def connect(args: argparse.Namespace, settings: Settings) -> ImageSearchClient:
+    """A client that fails fast when nothing listens (a CLI should not hang on a dead address)."""
+    return from_settings(settings, timeout=getattr(args, "timeout", None) or 30.0, wait_for_ready=False)
+
+
+def parse_meta(pairs: list[str] | None) -> dict[str, str]:
+    """`--meta key=value` flags as a dict; a pair without `=` is a usage error."""
+    meta: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--meta expects key=value, got {pair!r}", ExitStatus.USAGE)
+        meta[key] = value
+    return meta
+
+
+def read_image(path: str) -> bytes:
+    p = Path(path).expanduser()
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise CommandError(f"no such file: {path}", ExitStatus.NOT_FOUND) from None
+    except OSError as e:
+        raise CommandError(f"cannot read {path}: {e}", ExitStatus.ERROR) from None
+
+
+def _image_source(args: argparse.Namespace) -> tuple[bytes | None, str | None, str | None]:
+    """(image bytes, id, absolute path for the gallery) from `IMAGE` or `--id`."""
+    if bool(args.image) == bool(args.id):
+        raise CommandError("give an IMAGE file or --id ID (exactly one)", ExitStatus.USAGE)
+    if args.image:
+        return read_image(args.image), None, str(Path(args.image).expanduser().absolute())
+    return None, args.id, None
+
+
+def _emit_images(
+    args: argparse.Namespace, result: SearchResult, title: str, out: TextIO, err: TextIO, query_image=None
+) -> int:
+    if args.json:
+        output.write_json(output.images_json(result), out)
+    else:
+        out.write(output.images_table(result.results))
+    if result.unknown_terms:
+        err.write(f"unknown words (ignored): {', '.join(result.unknown_terms)}\n")
+    if args.html:
+        gallery = output.Gallery(title)
+        gallery.add_images(title, result, query_image)
+        err.write(f"gallery written to {gallery.write(args.html)}\n")
+    return ExitStatus.SUCCESS
+
+
+def _emit_words(
+    args: argparse.Namespace, words: list[WordResult], title: str, out: TextIO, err: TextIO, query_image=None
+) -> int:
+    if args.json:
+        output.write_json(output.words_json(words), out)
+    else:
+        out.write(output.words_table(words))
+    if args.html:
+        gallery = output.Gallery(title)
+        gallery.add_words(title, words, query_image)
+        err.write(f"gallery written to {gallery.write(args.html)}\n")
+    return ExitStatus.SUCCESS
+
+
+# -- queries ---------------------------------------------------------------------------------------
+
+
+def cmd_search(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    text = " ".join(args.text).strip()
+    if not text:
+        raise CommandError("search needs some text", ExitStatus.USAGE)
+    with connect(args, settings) as client:
+        result = client.search(text, k=args.k, label=args.label, metadata=parse_meta(args.meta))
+    return _emit_images(args, result, f"search: {text}", out, err)
+
+
+def cmd_similar(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    image, id_, path = _image_source(args)
+    with connect(args, settings) as client:
+        result = client.similar(
+            image=image, id=id_, k=args.k, label=args.label, metadata=parse_meta(args.meta)
+        )
+    return _emit_images(args, result, f"similar: {args.image or args.id}", out, err, path)
+
+
+def cmd_tags(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    image, id_, path = _image_source(args)
+    with connect(args, settings) as client:
+        words = client.tags(image=image, id=id_, k=args.k)
+    return _emit_words(args, words, f"tags: {args.image or args.id}", out, err, path)
+
+
+def cmd_words(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    with connect(args, settings) as client:
+        words = client.words(args.word, k=args.k)
+    return _emit_words(args, words, f"words: {args.word}", out, err)
+
+
+# -- indexing --------------------------------------------------------------------------------------
+
+
+def cmd_ingest(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    metadata = parse_meta(args.meta)
+    found = expand_paths(args.paths)
+    for missing in found.missing:
+        err.write(f"no image found for {missing}\n")
+    if not found.files:
+        if args.json:
+            output.write_json(output.ingest_json(0, 0, [(m, "no such file") for m in found.missing]), out)
+        raise CommandError("nothing to ingest", ExitStatus.NOT_FOUND)
+    with connect(args, settings) as client, ProgressBar(err, len(found.files), "ingest") as bar:
+        outcome = ingest_files(
+            client,
+            found.files,
+            label=args.label,
+            label_from_dir=args.label_from_dir,
+            metadata=metadata,
+            max_image_bytes=settings.limits.max_image_bytes,
+            progress=bar,
+        )
+    failed = [(m, "no such file") for m in found.missing] + outcome.failed
+    s = outcome.summary
+    if args.json:
+        output.write_json(output.ingest_json(s.ingested, s.duplicates, failed), out)
+    else:
+        for path, error in failed:
+            err.write(f"failed: {path}: {error}\n")
+        out.write(f"ingested {s.ingested}, duplicates {s.duplicates}, failed {len(failed)}\n")
+    return ExitStatus.PARTIAL if failed else ExitStatus.SUCCESS
+
+
+def cmd_delete(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    metadata = parse_meta(args.meta)
+    if not (args.id or args.label or metadata or args.all):
+        raise CommandError("delete needs --id ID..., --label, --meta key=value or --all", ExitStatus.USAGE)
+    if args.id and (args.label or metadata or args.all):
+        raise CommandError("--id cannot be combined with a filter or --all", ExitStatus.USAGE)
+    with connect(args, settings) as client:
+        deleted = client.delete(ids=args.id, label=args.label, metadata=metadata, all=args.all)
+    if args.json:
+        output.write_json({"deleted": deleted}, out)
+    else:
+        out.write(f"deleted {deleted}\n")
+    return ExitStatus.SUCCESS
+
+
+def cmd_stats(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    with connect(args, settings) as client:
+        stats = client.stats()
+    if args.json:
+        output.write_json(stats, out)
+    else:
+        out.write(output.stats_table(stats))
+    return ExitStatus.SUCCESS
+
+
+def cmd_vocab(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    err.write("loading the vocabulary into the words collection...\n")
+    with connect(args, settings) as client:
+        words = client.load_vocabulary(limit=args.limit, force=args.force)
+    if args.json:
+        output.write_json({"words": words}, out)
+    else:
+        out.write(f"words collection holds {words} words\n")
+    return ExitStatus.SUCCESS
+
+
+def cmd_reindex(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    try:  # the indexer owns re-embedding; imported only when asked
+        reindex = importlib.import_module("services.indexer.reindex")
+    except ModuleNotFoundError as e:
+        if e.name != "services.indexer.reindex":
+            raise
+        raise CommandError("reindex is not available in this build", ExitStatus.ERROR) from None
+
+    with connect(args, settings) as client:
+        result = reindex.run(settings, client)
+    if isinstance(result, dict):
+        output.write_json(result, out)
+    return ExitStatus.SUCCESS
+
+
+# -- operations ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Runs the chosen services in this process until SIGTERM; "all" (the default) means all three."""
+    unknown = sorted(set(args.roles) - {"all", *ROLES})
+    if unknown:
+        raise CommandError(
+            f"unknown service(s) {', '.join(unknown)}: choose all, {', '.join(ROLES)}", ExitStatus.USAGE
+        )
+    roles = list(ROLES) if not args.roles or "all" in args.roles else [r for r in ROLES if r in args.roles]
+    from services.serving import app  # TensorFlow and Qdrant load only for `serve`
+
+    result = app.serve(settings, roles)
+    return int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+
+
+def cmd_health(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Exit 0 when SERVING (the Docker HEALTHCHECK); UNAVAILABLE otherwise."""
+    with connect(args, settings) as client:
+        try:
+            serving = client.health(args.service, timeout=args.timeout or 5.0)
+        except ClientError as e:
+            if e.code == grpc.StatusCode.NOT_FOUND:
+                raise CommandError(f"the server has no service {args.service!r}", ExitStatus.NOT_FOUND) from e
+            raise
+    status = "SERVING" if serving else "NOT_SERVING"
+    if args.json:
+        output.write_json({"status": status}, out)
+    else:
+        out.write(status + "\n")
+    return ExitStatus.SUCCESS if serving else ExitStatus.UNAVAILABLE
+
+
+def cmd_warmup(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Converts and caches the models now (e.g. while building an image), not on first start."""
+    from services.embedder import runtime
+
+    err.write(f"warming up models in {settings.cache_dir}...\n")
+    runtime.warmup(settings)
+    err.write("models ready\n")
+    return ExitStatus.SUCCESS
+
+
+def cmd_demo(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from services.cli import demo
+
+    return demo.run(args, settings, out, err)

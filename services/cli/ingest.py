@@ -1,0 +1,131 @@
+"""`imgsearch ingest`: which files a list of paths, folders and globs names, and sending them."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.cli.progress import ProgressBar
+from services.client import ImageSearchClient, IngestItem, IngestSummary
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+_GLOB_CHARS = frozenset("*?[")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+@dataclass
+class Expansion:
+    """The image files found, in a stable order, and the arguments that named nothing."""
+
+    files: list[Path] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def expand_paths(args: Sequence[str]) -> Expansion:
+    """Files as named; folders walked recursively (hidden entries skipped); globs (with `**`).
+
+    A file named explicitly is taken whatever its extension (the server judges it); files found
+    in folders or by globs must have an image extension. Duplicates are dropped, first kept.
+    """
+    found = Expansion()
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        path = path.absolute()
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.files.append(path)
+
+    for arg in args:
+        path = Path(arg).expanduser()
+        if path.is_file():
+            add(path)
+        elif path.is_dir():
+            for f in _walk(path):
+                add(f)
+        elif _GLOB_CHARS & set(arg):
+            matches = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
+            hits = 0
+            for m in map(Path, matches):
+                if m.is_dir():
+                    for f in _walk(m):
+                        add(f)
+                        hits += 1
+                elif m.is_file() and is_image_file(m):
+                    add(m)
+                    hits += 1
+            if not hits:
+                found.missing.append(arg)
+        else:
+            found.missing.append(arg)
+    return found
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Image files under `folder` sorted by path, so runs are reproducible."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root) / n for n in files if not n.startswith(".") and is_image_file(Path(n))]
+    return sorted(found)
+
+
+def label_for(path: Path, label: str | None, label_from_dir: bool) -> str:
+    """The label of one file: the given one, or its folder's name with `--label-from-dir`."""
+    if label_from_dir:
+        return path.parent.name
+    return label or ""
+
+
+@dataclass
+class IngestOutcome:
+    """The server's summary plus the files that never left this machine (unreadable, too big)."""
+
+    summary: IngestSummary
+    local_failures: list[tuple[str, str]]
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """(path, error) for every failed file, local ones first."""
+        return self.local_failures + [(r.uri, r.error) for r in self.summary.failed]
+
+
+def ingest_files(
+    client: ImageSearchClient,
+    files: Sequence[Path],
+    *,
+    labels: Mapping[Path, str] | None = None,
+    label: str | None = None,
+    label_from_dir: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    max_image_bytes: int = 20 * 1024 * 1024,
+    progress: ProgressBar | None = None,
+) -> IngestOutcome:
+    """Reads each file lazily and streams it; uri is the absolute path; progress counts sent files."""
+    local_failures: list[tuple[str, str]] = []
+
+    def items() -> Iterator[IngestItem]:
+        for path in files:
+            try:
+                size = path.stat().st_size
+                if size > max_image_bytes:
+                    raise ValueError(f"{size} bytes is over the limit of {max_image_bytes}")
+                data = path.read_bytes()
+            except (OSError, ValueError) as e:
+                local_failures.append((str(path), str(e)))
+                if progress is not None:
+                    progress.update()
+                continue
+            file_label = labels[path] if labels and path in labels else label_for(path, label, label_from_dir)
+            yield IngestItem(image=data, uri=str(path), label=file_label, metadata=dict(metadata or {}))
+
+    on_sent = (lambda _item: progress.update()) if progress is not None else None
+    summary = client.ingest(items(), on_sent=on_sent)
+    return IngestOutcome(summary, local_failures)

@@ -1,0 +1,243 @@
+"""`imgsearch`: the command table, settings from the environment with flags over them, and the
+one place where failures become exit statuses.
+
+Tests call `main(argv, env=Environment(stdout=io.StringIO(), stderr=..., environ={...}))`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import grpc
+
+from services.cli import commands
+from services.cli.environment import Environment
+from services.cli.status import CommandError, ExitStatus, exit_status_for
+from services.client import ClientError
+from services.config import Settings
+
+__all__ = ["Environment", "ExitStatus", "build_parser", "main"]
+
+# Flag dest -> Settings field (and how to convert it); a flag left unset keeps the environment's value.
+SETTINGS_FLAGS: dict[str, tuple[str, Callable[[object], object]]] = {
+    "addr": ("addr", str),
+    "indexer_addr": ("indexer_addr", str),
+    "token": ("token", str),
+    "tls_ca": ("tls_ca", str),
+    "tls_cert": ("tls_cert", str),
+    "tls_key": ("tls_key", str),
+    "data": ("data_dir", Path),
+    "cache_dir": ("cache_dir", Path),
+    "port": ("port", int),
+    "host": ("host", str),
+    "qdrant_url": ("qdrant_url", str),
+    "embedder": ("embedder", str),
+    "head": ("head", str),
+    "glove": ("glove", str),
+    "vocab_size": ("vocab_size", int),
+    "metrics_port": ("metrics_port", int),
+    "log_format": ("log_format", str),
+}
+
+EPILOG = "exit status: " + ", ".join(f"{s.value} {s.name.lower()}" for s in ExitStatus)
+
+
+def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with every flag the user gave replacing the environment's value."""
+    changes = {}
+    for dest, (name, convert) in SETTINGS_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            changes[name] = convert(value)
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+# -- the command table -----------------------------------------------------------------------------
+
+
+def _connection_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument("--addr", help="server address host:port (env IMGSEARCH_ADDR, default localhost:50051)")
+    g.add_argument("--indexer-addr", help="indexer address when separate (env IMGSEARCH_INDEXER_ADDR)")
+    g.add_argument("--token", help="shared secret (env IMGSEARCH_TOKEN)")
+    g.add_argument("--tls-ca", help="CA certificate (PEM) to trust for TLS (env IMGSEARCH_TLS_CA)")
+    g.add_argument("--timeout", type=float, help="seconds per call (default 30)")
+    return p
+
+
+def _json_flag() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    return p
+
+
+def _query_flags(filters: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-k", type=int, default=10, help="number of results (1 to 1000, default 10)")
+    if filters:
+        p.add_argument("--label", help="only images with this label")
+        p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="only images with this metadata")
+    p.add_argument("--html", metavar="FILE", help="also write an HTML gallery of the results")
+    return p
+
+
+def _server_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server settings (flags override the environment)")
+    g.add_argument("--port", type=int, help="port to listen on (env IMGSEARCH_PORT, default 50051)")
+    g.add_argument("--host", help="interface to bind (env IMGSEARCH_HOST, default [::])")
+    g.add_argument("--data", help="data directory (env IMGSEARCH_DATA, default ./data)")
+    g.add_argument("--cache-dir", help="model cache (env IMGSEARCH_CACHE)")
+    g.add_argument("--qdrant-url", help="Qdrant server; unset = embedded store (env QDRANT_URL)")
+    g.add_argument("--embedder", help="embedder address(es), comma-separated (env IMGSEARCH_EMBEDDER)")
+    g.add_argument("--head", help="'conse' or a trained head's path (env IMGSEARCH_HEAD)")
+    g.add_argument("--glove", help="a GloVe text file (env IMGSEARCH_GLOVE)")
+    g.add_argument("--vocab-size", type=int, help="words in the words collection (env IMGSEARCH_VOCAB_SIZE)")
+    g.add_argument("--metrics-port", type=int, help="Prometheus metrics port, 0 = off")
+    g.add_argument("--log-format", choices=["text", "json"], help="log format (env IMGSEARCH_LOG_FORMAT)")
+    g.add_argument("--token", help="require this shared secret (env IMGSEARCH_TOKEN)")
+    g.add_argument("--tls-cert", help="TLS certificate (PEM)")
+    g.add_argument("--tls-key", help="TLS private key (PEM)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgsearch",
+        description="Semantic image search over gRPC: search images by words or by image, tag images.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    conn, js = _connection_flags(), _json_flag()
+
+    def add(name: str, func, help: str, parents=(), **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=list(parents), epilog=EPILOG, **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("serve", commands.cmd_serve, "run services (default: all three in one process, embedded store)")
+    # no `choices=`: argparse rejects an empty list with them (nargs="*"); cmd_serve checks names
+    p.add_argument("roles", nargs="*", metavar="ROLE", help="all (default), embedder, indexer, query")
+    _server_flags(p)
+
+    p = add("health", commands.cmd_health, "exit 0 when the server reports SERVING", [conn, js])
+    p.add_argument(
+        "--service", default="", help="a service name, e.g. imagesearch.v1.Query (default: server)"
+    )
+
+    p = add("warmup", commands.cmd_warmup, "convert and cache the models ahead of the first start")
+    _server_flags(p)
+
+    p = add("ingest", commands.cmd_ingest, "ingest image files, folders (recursively) and globs", [conn, js])
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--label", help="label for every image")
+    g.add_argument("--label-from-dir", action="store_true", help="label each image with its folder's name")
+    p.add_argument(
+        "--meta", action="append", metavar="KEY=VALUE", help="metadata for every image (repeatable)"
+    )
+
+    p = add("search", commands.cmd_search, "text -> images", [conn, js, _query_flags(True)])
+    p.add_argument("text", nargs="+", metavar="TEXT")
+
+    for name, func, help_, filters in (
+        ("similar", commands.cmd_similar, "image -> similar images", True),
+        ("tags", commands.cmd_tags, "image -> nearest words", False),
+    ):
+        p = add(name, func, help_, [conn, js, _query_flags(filters)])
+        p.add_argument("image", nargs="?", metavar="IMAGE", help="an image file")
+        p.add_argument("--id", help="the id of a stored image instead of a file")
+
+    p = add("words", commands.cmd_words, "word -> similar words", [conn, js, _query_flags(False)])
+    p.add_argument("word")
+
+    p = add("delete", commands.cmd_delete, "delete images by id, by filter, or all", [conn, js])
+    p.add_argument("--id", nargs="+", metavar="ID", help="ids to delete")
+    p.add_argument("--label", help="delete images with this label")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="delete images with this metadata")
+    p.add_argument("--all", action="store_true", help="delete every image")
+
+    add("stats", commands.cmd_stats, "counts per collection and the model", [conn, js])
+
+    p = add("vocab", commands.cmd_vocab, "load the word vocabulary into the words collection", [conn, js])
+    p.add_argument("--limit", type=int, default=0, help="number of words (default: the configured size)")
+    p.add_argument("--force", action="store_true", help="reload even when already loaded")
+
+    add("reindex", commands.cmd_reindex, "re-embed the stored images with the current model", [conn])
+
+    p = add("demo", commands.cmd_demo, "start a server, ingest sample photos, show the walk-through")
+    p.add_argument("--out", default="demo-output", help="folder for data, log and demo.html")
+    p.add_argument("--port", dest="demo_port", type=int, default=0, help="server port (default: a free one)")
+    p.add_argument("--addr", help="use this running server instead of starting one")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the server to be ready")
+    p.add_argument("-k", type=int, default=6, help="results per query (default 6)")
+
+    _add_train_eval(sub)
+    return parser
+
+
+def _add_train_eval(sub) -> None:
+    """`train` and `eval` live in their own module; wired only when it is there."""
+    if importlib.util.find_spec("services.cli.train_eval") is None:
+        return
+    from services.cli import train_eval
+
+    train_eval.add_train_parser(sub)
+    train_eval.add_eval_parser(sub)
+
+
+# -- running a command -----------------------------------------------------------------------------
+
+
+def describe(error: ClientError, settings: Settings) -> str:
+    """The server's message, with a hint for the failures a user can fix themselves."""
+    hints = {
+        grpc.StatusCode.UNAVAILABLE: f"cannot reach {settings.addr} (is `imgsearch serve` running?)",
+        grpc.StatusCode.UNAUTHENTICATED: "the server wants a token: set IMGSEARCH_TOKEN or pass --token",
+        grpc.StatusCode.DEADLINE_EXCEEDED: "no answer in time (raise --timeout?)",
+    }
+    hint = hints.get(error.code)
+    text = f"{error.code.name}: {error.message}" if error.message else error.code.name
+    return f"{text} -- {hint}" if hint else text
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Parses `argv`, runs the command, returns the exit status (never raises for expected failures)."""
+    env = env or Environment()
+    parser = build_parser()
+    try:
+        with redirect_stdout(env.stdout), redirect_stderr(env.stderr):
+            args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as e:  # --help, or a usage error argparse already explained
+        return ExitStatus.SUCCESS if e.code in (0, None) else ExitStatus.USAGE
+    if getattr(args, "func", None) is None:
+        parser.print_help(env.stderr)
+        return ExitStatus.USAGE
+    try:
+        settings = apply_flags(Settings.from_env(env.environ), args)
+    except ValueError as e:
+        env.stderr.write(f"error: bad setting: {e}\n")
+        return ExitStatus.USAGE
+    try:
+        return int(args.func(args, settings, env.stdout, env.stderr))
+    except ClientError as e:
+        env.stderr.write(f"error: {describe(e, settings)}\n")
+        return exit_status_for(e.code)
+    except CommandError as e:
+        env.stderr.write(f"error: {e.message}\n")
+        return e.status
+    except KeyboardInterrupt:
+        env.stderr.write("interrupted\n")
+        return ExitStatus.CTRL_C
+    except OSError as e:  # a local file problem (--html into a missing folder, a closed pipe)
+        env.stderr.write(f"error: {e}\n")
+        return ExitStatus.ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

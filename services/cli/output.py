@@ -1,0 +1,278 @@
+"""How results look: aligned tables for people, one JSON document for scripts, an HTML gallery.
+
+The JSON shapes are part of the public contract (DESIGN.md, "CLI"); change them only with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import unquote, urlparse
+
+from services.client import ImageResult, SearchResult, WordResult
+
+URI_WIDTH = 48
+
+# -- JSON ------------------------------------------------------------------------------------------
+
+
+def images_json(result: SearchResult) -> dict:
+    """`search`/`similar`: {"results": [{id, score, uri, label, metadata}], "unknown_terms": [...]}."""
+    return {
+        "results": [
+            {
+                "id": r.id,
+                "score": float(r.score),
+                "uri": r.uri,
+                "label": r.label,
+                "metadata": {str(k): str(v) for k, v in r.metadata.items()},
+            }
+            for r in result.results
+        ],
+        "unknown_terms": [str(t) for t in result.unknown_terms],
+    }
+
+
+def words_json(words: Iterable[WordResult]) -> dict:
+    """`tags`/`words`: {"results": [{word, score}]}."""
+    return {"results": [{"word": w.word, "score": float(w.score)} for w in words]}
+
+
+def ingest_json(ingested: int, duplicates: int, failed: Iterable[tuple[str, str]]) -> dict:
+    """`ingest`: {"ingested": int, "duplicates": int, "failed": [{path, error}]}."""
+    return {
+        "ingested": int(ingested),
+        "duplicates": int(duplicates),
+        "failed": [{"path": str(p), "error": str(e)} for p, e in failed],
+    }
+
+
+def write_json(obj: object, out: TextIO) -> None:
+    """One JSON document on one line, so `| jq` and line-based tools both work."""
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[bool]) -> str:
+    """Columns padded to their widest cell; numeric columns right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out) + "\n"
+
+
+def shorten(text: str, width: int = URI_WIDTH) -> str:
+    """Keeps the end of a long path or URI, where the file name is, cut at a "/" when there is one."""
+    if len(text) <= width:
+        return text
+    tail = text[-(width - 1) :]
+    slash = tail.find("/")
+    if 0 <= slash < len(tail) - 1:
+        tail = tail[slash:]
+    return "…" + tail
+
+
+def format_score(score: float) -> str:
+    return f"{score:.3f}"
+
+
+def images_table(results: Sequence[ImageResult]) -> str:
+    """#, score, label, uri (shortened), id; a metadata column only when some result has metadata."""
+    if not results:
+        return "(no results)\n"
+    with_meta = any(r.metadata for r in results)
+    headers = ["#", "score", "label", "uri", "id"] + (["metadata"] if with_meta else [])
+    numeric = [True, True, False, False, False] + ([False] if with_meta else [])
+    rows = []
+    for i, r in enumerate(results, 1):
+        row: list[object] = [i, format_score(r.score), r.label, shorten(r.uri), r.id]
+        if with_meta:
+            row.append(",".join(f"{k}={v}" for k, v in sorted(r.metadata.items())))
+        rows.append(row)
+    return render_table(headers, rows, numeric)
+
+
+def words_table(words: Sequence[WordResult]) -> str:
+    if not words:
+        return "(no results)\n"
+    rows = [[i, w.word, format_score(w.score)] for i, w in enumerate(words, 1)]
+    return render_table(["#", "word", "score"], rows, [True, False, True])
+
+
+def stats_table(stats: Mapping[str, object]) -> str:
+    """Flattens the nested `model` dict into `model.cnn`-style keys."""
+    rows: list[list[object]] = []
+    for key, value in stats.items():
+        if isinstance(value, Mapping):
+            rows += [[f"{key}.{k}", v] for k, v in value.items()]
+        else:
+            rows.append([key, value])
+    return render_table(["key", "value"], rows, [False, False])
+
+
+# -- HTML gallery ----------------------------------------------------------------------------------
+
+
+def uri_to_path(uri: str) -> Path | None:
+    """The local file a uri names (a plain path or file://), or None."""
+    if not uri:
+        return None
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path))
+    if "://" in uri:
+        return None
+    return Path(uri)
+
+
+def thumbnail_data_uri(source: str | Path | bytes, size: int = 160) -> str | None:
+    """A JPEG data: URI of the image, or None when it is not a readable image."""
+    from PIL import Image, ImageOps  # Pillow only when a gallery is written
+
+    try:
+        if isinstance(source, bytes):
+            fp: io.BytesIO | Path = io.BytesIO(source)
+        else:
+            path = uri_to_path(str(source))
+            if path is None or not path.is_file():
+                return None
+            fp = path
+        with Image.open(fp) as img:
+            img = ImageOps.exif_transpose(img)
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, format="JPEG", quality=80)
+    except Exception:  # any undecodable or unreadable file gets the placeholder
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@dataclass
+class _Section:
+    title: str
+    query_thumb: str | None = None
+    query_caption: str = ""
+    images: list[ImageResult] = field(default_factory=list)
+    words: list[WordResult] | None = None
+    note: str = ""
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;background:#fafafa;color:#222}
+h1{font-size:1.4rem} h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #ddd}
+.grid{display:flex;flex-wrap:wrap;gap:12px}
+.card{width:176px;background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;font-size:.8rem}
+.card img,.ph{width:160px;height:160px;object-fit:contain;background:#eee;display:block}
+.ph{display:flex;align-items:center;justify-content:center;color:#888}
+.score{font-weight:bold}.uri{color:#666;word-break:break-all}
+.query{border-color:#4a7}.note{color:#a50}
+table{border-collapse:collapse}td,th{padding:2px 10px;text-align:left}td.num{text-align:right}
+"""
+
+
+class Gallery:
+    """An HTML page of result images, one section per query; images embedded, no external files."""
+
+    def __init__(self, title: str = "imgsearch results", thumb_size: int = 160):
+        self.title = title
+        self.thumb_size = thumb_size
+        self._sections: list[_Section] = []
+        self._thumbs: dict[str, str | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def _thumb(self, uri: str) -> str | None:
+        if uri not in self._thumbs:
+            self._thumbs[uri] = thumbnail_data_uri(uri, self.thumb_size)
+        return self._thumbs[uri]
+
+    def _query(self, query_image: str | Path | bytes | None) -> tuple[str | None, str]:
+        if query_image is None:
+            return None, ""
+        if isinstance(query_image, bytes):
+            return thumbnail_data_uri(query_image, self.thumb_size), "query image"
+        return self._thumb(str(query_image)), str(query_image)
+
+    def add_images(
+        self,
+        title: str,
+        result: SearchResult | Sequence[ImageResult],
+        query_image: str | Path | bytes | None = None,
+    ) -> None:
+        """A section of image results (search, similar); unknown query words become a note."""
+        results = result.results if isinstance(result, SearchResult) else list(result)
+        unknown = result.unknown_terms if isinstance(result, SearchResult) else []
+        thumb, caption = self._query(query_image)
+        note = f"unknown words: {', '.join(unknown)}" if unknown else ""
+        self._sections.append(_Section(title, thumb, caption, list(results), None, note))
+
+    def add_words(
+        self, title: str, words: Sequence[WordResult], query_image: str | Path | bytes | None = None
+    ) -> None:
+        """A section of word results (tags, similar words), with the query image if there is one."""
+        thumb, caption = self._query(query_image)
+        self._sections.append(_Section(title, thumb, caption, [], list(words)))
+
+    def render(self) -> str:
+        esc = html.escape
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{esc(self.title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{esc(self.title)}</h1>",
+        ]
+        for s in self._sections:
+            parts.append(f"<section><h2>{esc(s.title)}</h2>")
+            if s.note:
+                parts.append(f'<p class="note">{esc(s.note)}</p>')
+            parts.append('<div class="grid">')
+            if s.query_caption:
+                parts.append(self._card(s.query_thumb, "query", "", s.query_caption, css="card query"))
+            for r in s.images:
+                parts.append(self._card(self._thumb(r.uri), format_score(r.score), r.label, r.uri, r.id))
+            parts.append("</div>")
+            if s.words is not None:
+                rows = "".join(
+                    f'<tr><td class="num">{i}</td><td>{esc(w.word)}</td>'
+                    f'<td class="num">{format_score(w.score)}</td></tr>'
+                    for i, w in enumerate(s.words, 1)
+                )
+                parts.append(f"<table><tr><th>#</th><th>word</th><th>score</th></tr>{rows}</table>")
+            if not s.images and s.words is None:
+                parts.append("<p>(no results)</p>")
+            parts.append("</section>")
+        parts.append("</body></html>")
+        return "\n".join(parts) + "\n"
+
+    def _card(
+        self, thumb: str | None, score: str, label: str, uri: str, id: str = "", css: str = "card"
+    ) -> str:
+        esc = html.escape
+        img = (
+            f'<img src="{thumb}" alt="{esc(label or uri)}">' if thumb else '<div class="ph">no preview</div>'
+        )
+        title = f' title="{esc(id)}"' if id else ""
+        return (
+            f'<div class="{css}"{title}>{img}<div class="score">{esc(score)}</div>'
+            f'<div>{esc(label)}</div><div class="uri">{esc(uri)}</div></div>'
+        )
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.render(), encoding="utf-8")
+        return path

@@ -1,0 +1,21 @@
+"""The one exception the client raises, so callers need not catch grpc.RpcError themselves."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ClientError(Exception):
+    """A failed call: the gRPC status `code` and the server's `message`."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> ClientError:
+        """Wraps a grpc.RpcError (which is also a grpc.Call carrying code() and details())."""
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        details = error.details() if hasattr(error, "details") else str(error)
+        return cls(code or grpc.StatusCode.UNKNOWN, details or "")

