@@ -33,6 +33,9 @@ class Settings:
     indexer_addr: str | None = None  # where the CLI sends ingest/delete/stats; unset = addr
     qdrant_url: str | None = None  # unset = embedded Qdrant Edge under data_dir
     qdrant_api_key: str | None = None
+    qdrant_shards: int | None = None  # shard_number of collections the indexer creates on a server
+    qdrant_replicas: int | None = None  # replication_factor of those collections
+    hnsw_ef: int | None = None  # search-time HNSW beam width (recall vs latency); unset = Qdrant's
     embedder: str | None = None  # address(es) of remote embedders; unset = in-process when served together
     glove: str | None = None  # a GloVe text file; unset = the packaged GloVe 6B 50d
     head: str = "conse"  # "conse" or the path of a trained DeViSE head
@@ -65,6 +68,9 @@ class Settings:
             indexer_addr=get("IMGSEARCH_INDEXER_ADDR"),
             qdrant_url=get("QDRANT_URL"),
             qdrant_api_key=get("QDRANT_API_KEY"),
+            qdrant_shards=_int(get("IMGSEARCH_QDRANT_SHARDS")),
+            qdrant_replicas=_int(get("IMGSEARCH_QDRANT_REPLICAS")),
+            hnsw_ef=_int(get("IMGSEARCH_HNSW_EF")),
             embedder=get("IMGSEARCH_EMBEDDER"),
             glove=get("IMGSEARCH_GLOVE"),
             head=get("IMGSEARCH_HEAD") or "conse",
@@ -88,6 +94,10 @@ class Settings:
         if not self.embedder:
             return []
         return [a.strip() for a in self.embedder.split(",") if a.strip()]
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _cache_from(env: Mapping[str, str]) -> str:

@@ -19,7 +19,7 @@ from services.config import Settings
 from services.errors import ServiceError, Unavailable
 from services.serving.logs import configure_logging
 from services.serving.metrics import start_metrics_server
-from services.serving.server import Registration, Served, create_server
+from services.serving.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,9 @@ def start(settings: Settings, roles: Sequence[str]) -> tuple[Served, Components]
         Registration(table[role][0], lambda server, r=role: table[r][1](deferred[r], server))
         for role in roles
     ]
-    served = create_server(settings, registrations)
+    served = create_server(
+        settings, registrations, extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else ()
+    )
     try:
         parts = build(settings, roles)
     except BaseException:

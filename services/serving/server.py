@@ -56,14 +56,24 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+# Clients re-resolve DNS when a connection ends: ageing connections out lets embedder replicas that
+# an autoscaler adds receive traffic within minutes. Only for servers of short calls (not Ingest
+# streams, which could outlive the grace period).
+AGE_OUT_CONNECTIONS = [("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 60_000)]
+
+
 def create_server(
-    settings: Settings, registrations: Sequence[Registration], port: int | None = None, workers: int = 32
+    settings: Settings,
+    registrations: Sequence[Registration],
+    port: int | None = None,
+    workers: int = 32,
+    extra_options: Sequence[tuple[str, int]] = (),
 ) -> Served:
     """Builds, binds and starts a server; health starts NOT_SERVING until `set_serving()`."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         interceptors=[ServingInterceptor(settings.token)],
-        options=server_options(settings),
+        options=[*server_options(settings), *extra_options],
         maximum_concurrent_rpcs=workers * 8,
     )
     for reg in registrations:

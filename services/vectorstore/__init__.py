@@ -44,6 +44,7 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
     QDRANT_URL=":memory:" is qdrant-client's local mode: the Qdrant-server code path with no
     server, for tests and trials (one process only, nothing persisted).
     """
+    hnsw_ef = hnsw_ef or settings.hnsw_ef
     if settings.qdrant_url:
         from services.vectorstore.remote import RemoteStore
 
@@ -52,7 +53,13 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
 
             return RemoteStore(client=QdrantClient(":memory:"), hnsw_ef=hnsw_ef)
 
-        return RemoteStore(settings.qdrant_url, api_key=settings.qdrant_api_key, hnsw_ef=hnsw_ef)
+        return RemoteStore(
+            settings.qdrant_url,
+            api_key=settings.qdrant_api_key,
+            hnsw_ef=hnsw_ef,
+            shards=settings.qdrant_shards,
+            replicas=settings.qdrant_replicas,
+        )
     from services.vectorstore.edge import EdgeStore
 
     return EdgeStore(settings.data_dir / "qdrant", hnsw_ef=hnsw_ef)

@@ -51,6 +51,8 @@ class RemoteStore(VectorStore):
         client: QdrantClient | None = None,
         hnsw_ef: int | None = None,
         timeout: int = 10,
+        shards: int | None = None,
+        replicas: int | None = None,
     ):
         if client is None:
             if not url:
@@ -61,6 +63,8 @@ class RemoteStore(VectorStore):
         self._client = client
         self._url = url
         self._hnsw_ef = hnsw_ef
+        self._shards = shards
+        self._replicas = replicas
         self._dims: dict[str, dict[str, int]] = {}
         self._closed = False
         # Local mode (a dict-backed Python engine) must not be read while it is written.
@@ -273,7 +277,13 @@ class RemoteStore(VectorStore):
                 payloads.RANK: models.PayloadSchemaType.INTEGER,
             }
         try:
-            self._call(self._client.create_collection, name, vectors_config=vectors)
+            self._call(
+                self._client.create_collection,
+                name,
+                vectors_config=vectors,
+                shard_number=self._shards,
+                replication_factor=self._replicas,
+            )
         except FailedPrecondition:  # another process created it meanwhile; check its sizes
             if self._stored_dims(name) != dims:
                 raise
