@@ -43,7 +43,9 @@ class RemoteEmbedder:
         timeout: float = 60.0,
     ):
         self.addresses = addresses
-        self._channel = make_channel(addresses, [SERVICE], tls_ca=tls_ca, health_service=SERVICE)
+        self._channel = make_channel(
+            addresses, [SERVICE], tls_ca=tls_ca, health_service=SERVICE, wait_for_ready=False
+        )
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
         self._metadata = auth_metadata(token)
         self._timeout = timeout

@@ -16,14 +16,20 @@ import grpc
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
-def service_config(services: Sequence[str], health_service: str | None = None) -> str:
-    """Retry UNAVAILABLE on another replica (round_robin picks the next one) with backoff."""
+def service_config(
+    services: Sequence[str], health_service: str | None = None, wait_for_ready: bool = True
+) -> str:
+    """Retry UNAVAILABLE on another replica (round_robin picks the next one) with backoff.
+
+    wait_for_ready: calls wait (up to their deadline) for a replica to connect, as a client
+    starting beside its server wants; services calling services say False, so that with every
+    replica down a call fails fast with UNAVAILABLE instead of hanging until its deadline."""
     config: dict = {
         "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{"service": s} for s in services],
-                "waitForReady": True,
+                "waitForReady": wait_for_ready,
                 "retryPolicy": {
                     "maxAttempts": 5,
                     "initialBackoff": "0.05s",
@@ -60,7 +66,10 @@ def resolve_target(addresses: str | Sequence[str]) -> str:
 
 
 def channel_options(
-    services: Sequence[str], health_service: str | None = None, max_message_bytes: int = MAX_MESSAGE
+    services: Sequence[str],
+    health_service: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE,
+    wait_for_ready: bool = True,
 ) -> list[tuple[str, object]]:
     """Options of every channel: limits, keepalive, retries and balancing (see service_config)."""
     return [
@@ -69,7 +78,7 @@ def channel_options(
         ("grpc.enable_retries", 1),
         ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
         ("grpc.retry_buffer_size", 4 * max_message_bytes),
-        ("grpc.service_config", service_config(services, health_service)),
+        ("grpc.service_config", service_config(services, health_service, wait_for_ready)),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.initial_reconnect_backoff_ms", 200),
@@ -84,13 +93,14 @@ def make_channel(
     tls_ca: str | None = None,
     health_service: str | None = None,
     max_message_bytes: int = MAX_MESSAGE,
+    wait_for_ready: bool = True,
 ) -> grpc.Channel:
     """A channel to `addresses` that balances and retries calls to `services` (full names).
 
     The retry buffer holds a whole request, so even a 32-image batch is retried on another
     replica when the one serving it dies mid-call.
     """
-    options = channel_options(services, health_service, max_message_bytes)
+    options = channel_options(services, health_service, max_message_bytes, wait_for_ready)
     target = resolve_target(addresses)
     if tls_ca:
         with open(tls_ca, "rb") as f:

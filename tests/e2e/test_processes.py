@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+import grpc
 import pytest
 
 from services.protogen.imagesearch.v1 import indexer_pb2, query_pb2
@@ -138,6 +139,34 @@ def test_an_embedder_killed_mid_stream_loses_nothing(tmp_path, photos, embedders
         assert len({x.id for x in r.results}) == sent
         assert s.indexer.GetStats(indexer_pb2.GetStatsRequest()).images == sent
         assert s.indexer.GetStats(indexer_pb2.GetStatsRequest()).store.startswith("qdrant-client")
+        s.channel.close()
+    finally:
+        stop(running.served, running.parts, 1.0)
+
+
+def test_with_every_embedder_down_calls_fail_fast_with_unavailable_and_nothing_is_lost(
+    tmp_path, photos, embedders
+):
+    running = start_server(
+        tmp_path / "data", ("indexer", "query"), embedder=embedders[1].addr, vocab_size=5000
+    )
+    try:
+        s = stubs_for(running.addr)
+        stored = s.indexer.Ingest(_ingest_requests({"bear": photos["bear"]}))
+        assert stored.ingested == 1
+        for p in embedders:
+            p.kill()
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            s.query.SearchText(query_pb2.SearchTextRequest(text="dog", k=3), timeout=60)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - start < 30
+        r = s.indexer.Ingest(_ingest_requests({"tent": photos["tent"], "bear": photos["bear"]}), timeout=60)
+        by_uri = {x.uri.split("#")[0].rsplit("/", 1)[-1]: x for x in r.results}
+        assert by_uri["tent.jpg"].status == indexer_pb2.IngestResult.FAILED
+        assert by_uri["tent.jpg"].error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+        assert by_uri["bear.jpg"].status == indexer_pb2.IngestResult.DUPLICATE  # known without the embedder
+        assert s.query.SimilarImages(query_pb2.SimilarImagesRequest(id=stored.results[0].id, k=1)).results
         s.channel.close()
     finally:
         stop(running.served, running.parts, 1.0)

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.slow
 def test_reindex_with_the_same_head_reproduces_the_semantic_vectors(server, stubs, photos):
     names = ["gold_fish", "guitar", "laptop"]
     data = [photos[n].read_bytes() + b"\0reindex" for n in names]
-    r = stubs.indexer.Ingest(iter(indexer_pb2.IngestRequest(image=d, uri=n) for d, n in zip(data, names)))
+    r = stubs.indexer.Ingest(
+        iter(indexer_pb2.IngestRequest(image=d, uri=n) for d, n in zip(data, names, strict=True))
+    )
     ids = [x.id for x in r.results]
     precomputed = indexer_pb2.PointVectors(
         id="00000000-0000-0000-0000-00000000abcd", visual=[1.0] + [0.0] * 1279, semantic=[1.0] + [0.0] * 49
