@@ -60,8 +60,23 @@ def _abort_for(exc: BaseException, context: grpc.ServicerContext, service: str, 
 def _record(service: str, method: str, start: float, context: grpc.ServicerContext) -> None:
     code = context.code() or grpc.StatusCode.OK
     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+    elapsed = time.perf_counter() - start
     RPC_REQUESTS.labels(service, method, name).inc()
-    RPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
+    RPC_LATENCY.labels(service, method).observe(elapsed)
+    if name != "OK":
+        log.info(
+            "%s/%s -> %s: %s",
+            service,
+            method,
+            name,
+            context.details() or "",
+            extra={
+                "service": service,
+                "method": method,
+                "code": name,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
 
 
 def _wrap(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
