@@ -27,8 +27,11 @@ def free_port() -> int:
 class ServerProcess:
     """`imgsearch serve ROLES...` in its own process group, logging to a file."""
 
-    def __init__(self, data: Path, *roles: str, env: dict[str, str] | None = None, metrics: bool = False):
-        self.port = free_port()
+    def __init__(
+        self, data: Path, *roles: str, env: dict[str, str] | None = None, metrics: bool = False, port: int = 0
+    ):
+        self.roles = roles
+        self.port = port or free_port()
         self.metrics_port = free_port() if metrics else 0
         data.mkdir(parents=True, exist_ok=True)
         self.data = data
@@ -50,6 +53,11 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def restarted(self) -> ServerProcess:
+        """The same roles on the same port and data (after kill or terminate)."""
+        again = ServerProcess(self.data, *self.roles, metrics=bool(self.metrics_port), port=self.port)
+        return again
 
     @property
     def addr(self) -> str:

@@ -144,6 +144,31 @@ def test_an_embedder_killed_mid_stream_loses_nothing(tmp_path, photos, embedders
         stop(running.served, running.parts, 1.0)
 
 
+def test_a_replica_that_comes_back_is_used_again(tmp_path, photos, embedders):
+    addresses = ",".join(p.addr for p in embedders)
+    running = start_server(tmp_path / "data", ("indexer", "query"), embedder=addresses, vocab_size=5000)
+    try:
+        s = stubs_for(running.addr)
+        embedders[0].kill()
+        r = s.indexer.Ingest(_ingest_requests(photos, copies=2), timeout=300)
+        assert r.ingested == 2 * len(photos) and r.failed == 0
+        embedders[0] = embedders[0].restarted().wait_serving()
+        deadline = time.monotonic() + 60
+        copies = 2
+        while embedders[0].metric("imgsearch_images_embedded_total") == 0:
+            assert time.monotonic() < deadline, "the restarted replica got no work"
+            copies += 1
+            batch = {n: p for n, p in photos.items() if n in ("bear", "tent", "laptop", "guitar")}
+            reqs = [
+                indexer_pb2.IngestRequest(image=p.read_bytes() + b"\0" * copies, uri=f"{p}#{copies}")
+                for p in batch.values()
+            ]
+            assert s.indexer.Ingest(iter(reqs), timeout=120).failed == 0
+        s.channel.close()
+    finally:
+        stop(running.served, running.parts, 1.0)
+
+
 def test_with_every_embedder_down_calls_fail_fast_with_unavailable_and_nothing_is_lost(
     tmp_path, photos, embedders
 ):
