@@ -116,7 +116,12 @@ def build(settings: Settings, roles: Sequence[str]) -> Components:
         if "indexer" in roles:
             from services.indexer.ingest import load_vocabulary
 
-            count, loaded = load_vocabulary(parts.embedder, parts.store, settings.vocab_size)
+            def progress(done: int, total: int) -> None:
+                log.info("loading the words collection: %d/%d words", done, total)
+
+            count, loaded = load_vocabulary(
+                parts.embedder, parts.store, settings.vocab_size, progress=progress
+            )
             log.info("words collection: %d words%s", count, " (loaded now)" if loaded else "")
     return parts
 
