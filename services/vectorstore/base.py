@@ -189,3 +189,11 @@ def as_vector(vector: np.ndarray | list[float], dim: int | None = None, what: st
     if not np.all(np.isfinite(v)):
         raise InvalidArgument(f"{what} contains NaN or infinity")
     return v
+
+
+def word_matrix(words: list[str], vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Word vectors as a (len(words), dim) float32 matrix (InvalidArgument otherwise)."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape != (len(words), dim):
+        raise InvalidArgument(f"expected {len(words)} word vectors of size {dim}, got shape {matrix.shape}")
+    return matrix

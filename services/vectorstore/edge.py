@@ -45,6 +45,7 @@ from services.vectorstore.base import (
     as_vector,
     check_k,
     check_point_id,
+    word_matrix,
 )
 
 log = logging.getLogger(__name__)
@@ -224,12 +225,7 @@ class EdgeStore(VectorStore):
     # -- words -------------------------------------------------------------------------------
 
     def upsert_words(self, start_rank: int, words: list[str], vectors: np.ndarray) -> None:
-        dim = self._require_dims(WORDS)[""]
-        matrix = np.asarray(vectors, dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape != (len(words), dim):
-            raise InvalidArgument(
-                f"expected {len(words)} word vectors of size {dim}, got shape {matrix.shape}"
-            )
+        matrix = word_matrix(words, vectors, self._require_dims(WORDS)[""])
         edge_points = [
             qe.Point(start_rank + i, matrix[i], {payloads.WORD: w, payloads.RANK: start_rank + i})
             for i, w in enumerate(words)

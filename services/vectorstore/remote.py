@@ -33,6 +33,7 @@ from services.vectorstore.base import (
     as_vector,
     check_k,
     check_point_id,
+    word_matrix,
 )
 
 T = TypeVar("T")
@@ -189,12 +190,7 @@ class RemoteStore(VectorStore):
     # -- words -------------------------------------------------------------------------------
 
     def upsert_words(self, start_rank: int, words: list[str], vectors: np.ndarray) -> None:
-        dim = self._require_dims(WORDS)[""]
-        matrix = np.asarray(vectors, dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape != (len(words), dim):
-            raise InvalidArgument(
-                f"expected {len(words)} word vectors of size {dim}, got shape {matrix.shape}"
-            )
+        matrix = word_matrix(words, vectors, self._require_dims(WORDS)[""])
         structs = [
             models.PointStruct(
                 id=start_rank + i,
