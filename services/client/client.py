@@ -29,6 +29,7 @@ from services.client.types import (
     TextEmbedding,
     WordResult,
 )
+from services.embedder.convert import model_info_from_proto
 from services.protogen.imagesearch.v1 import (
     common_pb2,
     embedder_pb2,
@@ -373,15 +374,7 @@ def _words(response: query_pb2.WordsResponse) -> list[WordResult]:
 
 
 def _model_info(m: embedder_pb2.ModelInfo) -> dict:
-    return {
-        "cnn": m.cnn,
-        "head": m.head,
-        "visual_dim": m.visual_dim,
-        "semantic_dim": m.semantic_dim,
-        "vocabulary_size": m.vocabulary_size,
-        "word_vectors": m.word_vectors,
-        "max_batch": m.max_batch,
-    }
+    return model_info_from_proto(m).as_dict()
 
 
 def _chunks(items: Iterable[IngestItem], max_items: int, max_bytes: int) -> Iterator[list[IngestItem]]:

@@ -61,6 +61,7 @@ def model_info_from_proto(msg: embedder_pb2.ModelInfo) -> ModelInfo:
         vocabulary_size=msg.vocabulary_size,
         word_vectors=msg.word_vectors,
         max_batch=msg.max_batch,
+        head_detail=msg.head_detail,
     )
 
 

@@ -33,6 +33,7 @@ class ModelInfo:
     vocabulary_size: int
     word_vectors: str
     max_batch: int
+    head_detail: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

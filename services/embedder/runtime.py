@@ -153,6 +153,7 @@ class EmbedderRuntime:
             vocabulary_size=len(self.words.words),
             word_vectors=self.words.source,
             max_batch=MAX_BATCH,
+            head_detail=str(getattr(self.head, "description", self.head.name)),
         )
 
     def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]:
