@@ -12,8 +12,8 @@ import pytest
 
 from services.protogen.imagesearch.v1 import indexer_pb2, query_pb2
 from services.serving.app import stop
+from services.serving.process import ServerProcess
 from tests.e2e.conftest import start_server, stubs_for
-from tests.e2e.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
 
