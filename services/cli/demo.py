@@ -10,10 +10,6 @@ stopped (SIGTERM) at the end, also after an error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,96 +22,35 @@ from services.cli.progress import ProgressBar
 from services.cli.status import CommandError, ExitStatus
 from services.client import ClientError, ImageSearchClient
 from services.config import Settings
+from services.serving.process import ServerExited, ServerProcess
 
 SIMILAR_TO = ("puppy.jpg", "black_cat.jpg", "chelsea.png")
 TAGS_FOR = (("beverages.jpg",), ("coffee.png",))
 SEARCHES = ("dog", "ocean", "street", "cat sofa")
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, data_dir: Path, log_path: Path, environ: dict[str, str]) -> subprocess.Popen:
-    """`python -m services.cli.main serve --port P` with IMGSEARCH_DATA=data_dir, logging to a file."""
-    env = dict(environ)
-    env["IMGSEARCH_DATA"] = str(data_dir)
-    env["PYTHONUNBUFFERED"] = "1"
-    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its whole life
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        log.close()
-
-
-def stop_server(proc: subprocess.Popen, err: TextIO, grace: float = 30.0) -> None:
-    """SIGTERM (the server drains and flushes the store), then SIGKILL if it does not exit in time."""
-    if proc.poll() is not None:
-        return
-    err.write("stopping the server...\n")
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        err.write("the server did not stop in time; killing it\n")
-        proc.kill()
-        proc.wait()
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def wait_until_serving(
-    client: ImageSearchClient,
-    err: TextIO,
-    timeout: float,
-    server: subprocess.Popen | None = None,
-    log_path: Path | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> float:
-    """Polls health until SERVING; fails early if the server process exits. Returns seconds waited."""
-    start = clock()
+def wait_until_serving(server: ServerProcess, err: TextIO, timeout: float) -> float:
+    """Waits for SERVING, showing that it waits; returns the seconds waited."""
     live = bool(getattr(err, "isatty", lambda: False)())
-    last_note = -1.0
-    while True:
-        if server is not None and server.poll() is not None:
-            tail = log_tail(log_path) if log_path else ""
-            raise CommandError(
-                f"the server exited with status {server.returncode} before it was ready"
-                + (f"; last lines of {log_path}:\n{tail}" if tail else ""),
-                ExitStatus.UNAVAILABLE,
-            )
-        if client.health(timeout=2.0):
-            if live:
-                err.write("\n")
-            return clock() - start
-        waited = clock() - start
-        if waited > timeout:
-            raise CommandError(
-                f"the server was not SERVING after {timeout:.0f}s"
-                + (f" (its log: {log_path})" if log_path else ""),
-                ExitStatus.UNAVAILABLE,
-            )
+    notes = [-15.0]
+
+    def note(waited: float) -> None:
         if live:
             err.write(f"\rwaiting for the server to load the models... {waited:4.0f}s")
             err.flush()
-        elif waited - last_note >= 15 or last_note < 0:
+        elif waited - notes[-1] >= 15:
             err.write(f"waiting for the server to load the models... {waited:.0f}s\n")
-            last_note = waited
-        time.sleep(0.5)
+            notes.append(waited)
+
+    start = time.monotonic()
+    try:
+        server.wait_serving(timeout, on_wait=note)
+    except (ServerExited, TimeoutError) as exc:
+        raise CommandError(f"{exc}\n(the server's log: {server.log_path})", ExitStatus.UNAVAILABLE) from None
+    finally:
+        if live:
+            err.write("\n")
+    return time.monotonic() - start
 
 
 class Walkthrough:
@@ -217,21 +152,21 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         )
     out_dir = Path(args.out).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    server: subprocess.Popen | None = None
-    log_path: Path | None = None
+    server: ServerProcess | None = None
     if args.addr:
         addr = args.addr
         err.write(f"using the server at {addr}\n")
     else:
-        port = args.demo_port or free_port()
-        addr = f"localhost:{port}"
         log_path = out_dir / "server.log"
-        err.write(f"starting the server on port {port} (data in {out_dir / 'data'}, log in {log_path})\n")
-        server = start_server(port, out_dir / "data", log_path, dict(os.environ))
+        server = ServerProcess(out_dir / "data", port=args.demo_port, log_path=log_path)
+        addr = server.addr
+        err.write(
+            f"starting the server on port {server.port} (data in {out_dir / 'data'}, log in {log_path})\n"
+        )
     client = ImageSearchClient(addr, token=settings.token, tls_ca=settings.tls_ca, timeout=120.0)
     try:
-        waited = wait_until_serving(client, err, args.timeout, server, log_path)
-        err.write(f"server ready after {waited:.1f}s\n")
+        if server is not None:
+            err.write(f"server ready after {wait_until_serving(server, err, args.timeout):.1f}s\n")
 
         t = time.monotonic()
         err.write("loading the vocabulary into the words collection...\n")
@@ -253,4 +188,5 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
     finally:
         client.close()
         if server is not None:
-            stop_server(server, err, grace=settings.grace_seconds + 20)
+            err.write("stopping the server...\n")
+            server.terminate()

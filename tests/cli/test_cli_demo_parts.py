@@ -16,6 +16,7 @@ from services.cli.photos import find_photo, sample_photos
 from services.cli.status import CommandError, ExitStatus
 from services.client import ImageSearchClient
 from services.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
+from services.serving.process import ServerProcess
 
 
 def test_sample_photos_are_found_without_importing_their_packages():
@@ -34,48 +35,13 @@ def test_sample_photos_are_found_without_importing_their_packages():
     assert find_photo(photos, "nope") is None
 
 
-def test_free_port_is_bindable():
-    import socket
-
-    port = demo.free_port()
-    with socket.socket() as s:
-        s.bind(("localhost", port))
-
-
 def test_wait_fails_early_when_the_server_process_exits(tmp_path):
-    log = tmp_path / "server.log"
-    log.write_text("boom: models missing\n")
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
-    proc.wait()
-    with ImageSearchClient("127.0.0.1:1") as client, pytest.raises(CommandError) as info:
-        demo.wait_until_serving(client, io.StringIO(), timeout=60, server=proc, log_path=log)
+    server = ServerProcess(tmp_path, "no-such-service")
+    with pytest.raises(CommandError) as info:
+        demo.wait_until_serving(server, io.StringIO(), timeout=60)
     assert info.value.status == ExitStatus.UNAVAILABLE
-    assert "status 3" in info.value.message and "boom: models missing" in info.value.message
-
-
-def test_wait_gives_up_after_the_timeout():
-    """A server that stays NOT_SERVING (models still loading) makes the demo give up, with progress."""
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    servicer = health.HealthServicer()
-    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, srv)
-    port = srv.add_insecure_port("127.0.0.1:0")
-    srv.start()
-    err = io.StringIO()
-    try:
-        with ImageSearchClient(f"127.0.0.1:{port}") as client, pytest.raises(CommandError) as info:
-            ticks = iter([0.0, 0.5, 100.0])  # start, first check, second check
-            demo.wait_until_serving(client, err, timeout=60, clock=lambda: next(ticks))
-        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        with ImageSearchClient(f"127.0.0.1:{port}") as client:
-            assert demo.wait_until_serving(client, io.StringIO(), timeout=60) < 5
-    finally:
-        srv.stop(0)
-    assert info.value.status == ExitStatus.UNAVAILABLE
-    assert "not SERVING after 60s" in info.value.message
-    assert "waiting for the server" in err.getvalue()
+    assert "status 2" in info.value.message and "no-such-service" in info.value.message
+    assert str(server.log_path) in info.value.message
 
 
 class FixedQuery(query_pb2_grpc.QueryServicer):

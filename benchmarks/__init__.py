@@ -1,0 +1,1 @@
+"""Speed and quality measurements, outside the test suite: see benchmarks/README.md."""
