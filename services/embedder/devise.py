@@ -7,18 +7,19 @@ bit-identical outputs.
 
 A head trained on a few classes collapses onto their words: it cannot name a class it never saw
 (the issue's trial: seen hit@1 0.91, held-out 0.00). The served vector therefore mixes, per
-image, the trained head's opinion with ConSE's (the ImageNet classifier's, which knows many more
-things), by *calibrated stacking* over the dataset's class words (Chao et al. 2016):
+image, the trained network's opinion with the ImageNet classifier's (which knows fur coats,
+trench coats and sandals), by *calibrated stacking* over the dataset's class words (Chao et al. 2016):
 
-    score_c = std_c(cos(mlp(x), w_c)) + b * std_c(cos(conse(x), w_c)) - gamma * [c was trained on]
-    p = softmax(score / tau);  vector = normalise(sum_c p_c w_c + lam * conse(x))
+    h_c = std_c(cos(mlp(x), w_c));  e_c = std_c(log sum_k p_k(x) exp(beta (cos(v_k, w_c) - 1)))
+    score_c = std'_c(h_c + b * e_c) - gamma * [c was trained on]
+    p = softmax(score / tau);  vector = normalise(sum_c p_c w_c)
 
-where std_c standardises a class word's scores by their mean and spread over the validation
-images (hubness normalisation)
-
-so one vector per image still ranks the class words by cosine the way the calibrated scores do,
-and keeps a little of ConSE's open vocabulary for words outside the class list. With
-`mix = {"mode": "plain"}` the vector is the network's output alone (the seed's head).
+where std_c standardises a class word's scores by their mean and spread over validation images
+of the seen classes (hubness normalisation) and v_k are the ImageNet classes' word vectors. b,
+beta and tau are chosen by pseudo-zero-shot splits of the seen classes, gamma on validation
+(services.embedder.training), so one vector per image still ranks the class words by cosine the
+way the calibrated scores do. With `mix = {"mode": "plain"}` the vector is the network's output
+alone (the seed's head).
 
 The head file is one .npz archive (whatever its suffix, e.g. head.keras): the weights, the ConSE
 class vectors it was tuned with, and a JSON record of how it was trained (word-vector source and
@@ -71,6 +72,50 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def imagenet_evidence(logits: np.ndarray, affinity: np.ndarray, beta: float) -> np.ndarray:
+    """(N, C) log sum_k p_k(x) exp(beta (a_kc - 1)): ImageNet probability near each class word.
+
+    a_kc is the cosine of ImageNet class k's word vector to class word c; with a large beta only
+    the ImageNet classes nearest the word count (coat: fur coat, trench coat, lab coat; sandal:
+    sandal), so this is ConSE read the other way round: how much of the classifier's belief lies on
+    things named like the word. It needs no training, so it is as good for held-out words as for
+    seen ones.
+    """
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return np.log(p @ np.exp(beta * (np.asarray(affinity, np.float64) - 1.0)) + 1e-30)
+
+
+def stacked_scores(
+    cos: np.ndarray, evidence: np.ndarray | None, mix: dict[str, Any], seen: np.ndarray
+) -> np.ndarray:
+    """Calibrated stacking of the network's cosines with the ImageNet evidence (see the module doc).
+
+    Each word's cosine is standardised by its mean and spread over validation images of the seen
+    classes (hubness normalisation): a word close to every image (coat is close to shirts and
+    dresses) no longer wins by default, and one an image stands out on (sandal on a sandal) does.
+    The ImageNet evidence, standardised the same way, is added with `imagenet_weight`, and the sum
+    standardised again so seen and held-out words stay on one scale. Seen words are then lowered by
+    `gamma` (calibrated stacking).
+    """
+    score = (cos - np.asarray(mix.get("mu", 0.0))) / np.asarray(mix.get("sd", 1.0))
+    weight = mix.get("imagenet_weight", 0.0)
+    if weight and evidence is not None:
+        ev = (evidence - np.asarray(mix["mu_imagenet"])) / np.asarray(mix["sd_imagenet"])
+        score = (score + weight * ev - np.asarray(mix["mu_mixed"])) / np.asarray(mix["sd_mixed"])
+    return score - mix.get("gamma", 0.0) * seen
+
+
+def mix_words(score: np.ndarray, class_vecs: np.ndarray, tau: float) -> np.ndarray:
+    """normalise(sum_c softmax(score / tau)_c w_c): one vector that ranks the words as the scores do."""
+    z = np.asarray(score, np.float64) / tau
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return normalise(p @ np.asarray(class_vecs, np.float64))
+
+
 @dataclass
 class DeviseHead:
     """features (N, 1280), logits (N, 1000) -> (N, dim) L2-normalised vectors in word space."""
@@ -81,6 +126,7 @@ class DeviseHead:
     conse_vectors: np.ndarray | None = None  # (1000, dim) ImageNet class vectors for ConSE
     name: str = "devise"
     _conse: Any = field(default=None, init=False, repr=False)
+    _affinity: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def dim(self) -> int:
@@ -116,34 +162,28 @@ class DeviseHead:
             self._conse = ConseHead(self.conse_vectors, top_t=int(self.mix.get("conse_top_t", 5)))
         return self._conse.embed(np.zeros((len(logits), 0), np.float32), logits)
 
-    def class_scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        """Calibrated scores (N, C) over the dataset's class words, before the softmax.
+    def imagenet_scores(self, logits: np.ndarray) -> np.ndarray:
+        """(N, C) the ImageNet classifier's evidence for each class word (raw, see imagenet_evidence)."""
+        if self.conse_vectors is None:
+            raise FailedPrecondition("this head uses ImageNet evidence but has no ImageNet class vectors")
+        if self._affinity is None:
+            self._affinity = normalise(self.conse_vectors) @ self.class_vecs.T
+        return imagenet_evidence(logits, self._affinity, float(self.mix.get("imagenet_beta", 100.0)))
 
-        Each class word's cosine is standardised by its mean and spread over validation images
-        (hubness normalisation): a held-out word that is close to every seen image (coat is
-        close to shirt and dress) no longer wins by default, and one an image stands out on
-        (sandal on a sandal) does. Then seen words are lowered by `gamma` (calibrated stacking).
-        """
-        mix = self.mix
-        seen = np.asarray(self.meta["seen_mask"], bool)
-        s = normalise(self.network(features)) @ self.class_vecs.T
-        score = (s - np.asarray(mix.get("mu", 0.0))) / np.asarray(mix.get("sd", 1.0))
-        if mix.get("b", 0.0):
-            z = self.conse(logits) @ self.class_vecs.T
-            score = score + mix["b"] * (z - np.asarray(mix["mu_conse"])) / np.asarray(mix["sd_conse"])
-        return score - mix.get("gamma", 0.0) * seen
+    def class_scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Calibrated scores (N, C) over the dataset's class words, before the softmax."""
+        cos = normalise(self.network(features)) @ self.class_vecs.T
+        evidence = self.imagenet_scores(logits) if self.mix.get("imagenet_weight", 0.0) else None
+        return stacked_scores(cos, evidence, self.mix, np.asarray(self.meta["seen_mask"], bool))
 
     def embed(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
         mix = self.mix
         if mix.get("mode", "plain") == "plain":
             return normalise(self.network(features)).astype(np.float32)
-        score = self.class_scores(features, logits) / mix.get("tau", 0.5)
-        p = np.exp(score - score.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        out = p @ self.class_vecs
+        out = mix_words(self.class_scores(features, logits), self.class_vecs, mix.get("tau", 0.5))
         if mix.get("lam", 0.0):
-            out = out + mix["lam"] * self.conse(logits)
-        return normalise(out).astype(np.float32)
+            out = normalise(out + mix["lam"] * self.conse(logits))
+        return out.astype(np.float32)
 
     def save(self, path: str | Path) -> Path:
         """One .npz archive at `path` (suffix kept as given), written atomically."""

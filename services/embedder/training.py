@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from services.embedder.devise import DeviseHead, class_vectors, normalise
+from services.embedder.devise import (
+    DeviseHead,
+    class_vectors,
+    imagenet_evidence,
+    mix_words,
+    normalise,
+    stacked_scores,
+)
 from services.embedder.features import Features, Progress
 from services.errors import InvalidArgument
 
@@ -32,8 +39,16 @@ LOSSES = ("cosine", "hinge")
 # cost, the softmax temperature over standardised scores, and how much ConSE is mixed into the vector.
 STACKING_BUDGET = 0.02
 STACKING_TAU = 0.5
-STACKING_LAM = 0.0
-STACKING_GAMMAS = np.round(np.arange(-2.0, 4.01, 0.05), 2)
+STACKING_GAMMAS = np.round(np.arange(-3.0, 4.01, 0.05), 2)
+STACKING_IMAGENET_WEIGHT = 0.25  # used when too few seen classes remain for pseudo-zero-shot splits
+STACKING_BETA = 100.0
+# Pseudo-zero-shot splits (see pseudo_zero_shot): how many, how big, and the candidates tried.
+PSEUDO_SPLITS = 4
+PSEUDO_PER_CLASS = 500
+PSEUDO_EPOCHS = 6
+PSEUDO_BETAS = (100.0,)
+PSEUDO_WEIGHTS = (0.0, 0.25, 0.5)
+PSEUDO_TAUS = (0.25, 0.5)
 
 
 @dataclass(frozen=True)
@@ -230,15 +245,77 @@ def train_head(
     }
     head = DeviseHead(fit.weights, meta, all_vecs, None)
     if config.mix != "plain":
+        from services.embedder.heads import ConseHead
+
+        conse_vectors = ConseHead.from_word_vectors(word_vectors).class_vectors
+        logits = np.asarray(features.logits)
+        choice: dict[str, Any] = {
+            "imagenet_beta": STACKING_BETA,
+            "imagenet_weight": STACKING_IMAGENET_WEIGHT,
+            "tau": STACKING_TAU,
+        }
+        if len(seen_ids) >= 4 and holdout_ids:
+            choice = pseudo_zero_shot(
+                x, logits, dataset.labels, fit_idx, val_idx, seen_ids, all_vecs, conse_vectors, config, stream
+            )
         calibrate(
-            head, x[val_idx], np.asarray(features.logits[val_idx]), dataset.labels[val_idx], word_vectors
+            head,
+            x[val_idx],
+            logits[val_idx],
+            dataset.labels[val_idx],
+            word_vectors,
+            budget=config.budget,
+            tau=choice["tau"],
+            imagenet_weight=choice["imagenet_weight"],
+            beta=choice["imagenet_beta"],
+            conse_vectors=conse_vectors,
         )
+        head.meta["mix"]["pseudo_zero_shot"] = choice
     return head
 
 
-def _hit1(head: DeviseHead, features: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> float:
-    scores = head.embed(features, logits) @ head.class_vecs.T
-    return float(np.mean(scores.argmax(axis=1) == labels))
+def mix_statistics(cos: np.ndarray, evidence: np.ndarray, weight: float) -> dict[str, Any]:
+    """Per-word means and spreads over validation images of the seen classes (see stacked_scores)."""
+
+    def spread(x: np.ndarray) -> list[float]:
+        return np.maximum(x.std(axis=0), 1e-6).tolist()
+
+    stats: dict[str, Any] = {"mu": cos.mean(axis=0).tolist(), "sd": spread(cos), "imagenet_weight": weight}
+    if weight:
+        stats["mu_imagenet"], stats["sd_imagenet"] = evidence.mean(axis=0).tolist(), spread(evidence)
+        h = (cos - np.asarray(stats["mu"])) / np.asarray(stats["sd"])
+        mixed = h + weight * (evidence - np.asarray(stats["mu_imagenet"])) / np.asarray(stats["sd_imagenet"])
+        stats["mu_mixed"], stats["sd_mixed"] = mixed.mean(axis=0).tolist(), spread(mixed)
+    return stats
+
+
+def _served_hit1(score: np.ndarray, class_vecs: np.ndarray, tau: float, labels: np.ndarray) -> float:
+    vectors = mix_words(score, class_vecs, tau)
+    return float(np.mean((vectors @ class_vecs.T).argmax(axis=1) == labels))
+
+
+def largest_gamma(
+    score: np.ndarray, class_vecs: np.ndarray, tau: float, labels: np.ndarray, seen: np.ndarray, floor: float
+) -> float:
+    """The largest seen-word penalty whose served vectors keep validation hit@1 >= floor.
+
+    Scanned from the harshest penalty down, so the first within the floor leaves the words without
+    training images the most room; hit@1 is measured on the served vectors themselves, as eval does.
+    """
+    vecs = np.asarray(class_vecs, np.float64)
+    coarse = STACKING_GAMMAS[::5][::-1]  # steps of 0.25, then 0.05 below the first one within the floor
+    first = next((g for g in coarse if _served_hit1(score - g * seen, vecs, tau, labels) >= floor), None)
+    if first is None:
+        return float(STACKING_GAMMAS[0])
+    for gamma in np.round(np.arange(first + 0.2, first - 0.001, -0.05), 2):
+        if _served_hit1(score - gamma * seen, vecs, tau, labels) >= floor:
+            return float(gamma)
+    return float(first)
+
+
+def _network_hit1(cos: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> float:
+    """hit@1 of the network among the seen words only (labels index all words)."""
+    return float(np.mean(np.flatnonzero(seen)[cos[:, seen].argmax(axis=1)] == labels))
 
 
 def calibrate(
@@ -250,45 +327,104 @@ def calibrate(
     *,
     budget: float = STACKING_BUDGET,
     tau: float = STACKING_TAU,
-    lam: float = STACKING_LAM,
+    imagenet_weight: float = STACKING_IMAGENET_WEIGHT,
+    beta: float = STACKING_BETA,
+    conse_vectors: np.ndarray | None = None,
 ) -> None:
     """Sets the head's mixing from validation images of the seen classes only (no held-out image is used).
 
-    - mu, sd: each class word's cosine mean and spread over the validation images;
-    - gamma: the lowest seen-class penalty that costs the seen classes at most `budget` of their
+    - mu, sd (and those of the ImageNet evidence and of the sum): per-word statistics over the
+      validation images;
+    - gamma: the largest seen-word penalty that costs the seen classes at most `budget` of their
       validation hit@1 (against the network's own hit@1), i.e. how much room held-out words get.
     """
-    from services.embedder.heads import ConseHead
+    if conse_vectors is None:
+        from services.embedder.heads import ConseHead
 
+        conse_vectors = ConseHead.from_word_vectors(word_vectors).class_vectors
+    head.conse_vectors = np.asarray(conse_vectors, np.float32)
+    head._affinity = None
     seen = np.asarray(head.meta["seen_mask"], bool)
     cos = normalise(head.network(features)) @ head.class_vecs.T
-    conse = ConseHead.from_word_vectors(word_vectors)
-    head.conse_vectors = conse.class_vectors
-    mix: dict[str, Any] = {
-        "mode": "stacked",
-        "mu": cos.mean(axis=0).tolist(),
-        "sd": np.maximum(cos.std(axis=0), 1e-6).tolist(),
-        "b": 0.0,
-        "tau": tau,
-        "lam": lam,
-        "conse_top_t": conse.top_t,
-        "budget": budget,
-        "gamma": 0.0,
-    }
-    head.meta["mix"] = mix
-    network_hit1 = float(np.mean((cos[:, seen].argmax(axis=1)) == np.cumsum(seen)[labels] - 1))
-    if seen.all():
-        head.meta["mix"]["validation_hit@1"] = _hit1(head, features, logits, labels)
-        return
-    chosen = float(STACKING_GAMMAS[0])
-    for gamma in STACKING_GAMMAS[::-1]:  # from the harshest penalty down: the first within budget
-        mix["gamma"] = float(gamma)  # leaves the held-out words the most room
-        if _hit1(head, features, logits, labels) >= network_hit1 - budget:
-            chosen = float(gamma)
-            break
-    mix["gamma"] = chosen
+    evidence = imagenet_evidence(logits, normalise(head.conse_vectors) @ head.class_vecs.T, beta)
+    mix: dict[str, Any] = {"mode": "stacked", "tau": tau, "imagenet_beta": beta, "budget": budget}
+    mix.update(mix_statistics(cos, evidence, imagenet_weight))
+    score = stacked_scores(cos, evidence, dict(mix, gamma=0.0), seen)
+    network_hit1 = _network_hit1(cos, labels, seen)
+    gamma = (
+        0.0 if seen.all() else largest_gamma(score, head.class_vecs, tau, labels, seen, network_hit1 - budget)
+    )
+    mix["gamma"] = gamma
     mix["network_validation_hit@1"] = network_hit1
-    mix["validation_hit@1"] = _hit1(head, features, logits, labels)
+    mix["validation_hit@1"] = _served_hit1(score - gamma * seen, head.class_vecs, tau, labels)
+    head.meta["mix"] = mix
+
+
+def pseudo_zero_shot(
+    x: np.ndarray,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
+    seen_ids: list[int],
+    all_vecs: np.ndarray,
+    conse_vectors: np.ndarray,
+    config: TrainConfig,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Chooses how strongly to trust the ImageNet evidence (weight, beta) and the softmax temperature.
+
+    The seen classes are split into disjoint pairs; for each pair a small network is trained on the
+    other seen classes only (a subsample of the fit images), and the pair's validation images play
+    the held-out classes, ranked among the seen classes' words. Each candidate mixing is calibrated
+    exactly as the real head is (statistics and gamma from the pseudo-seen validation images, the
+    same budget) and scored by the pseudo-held-out hit@1 plus the text -> image mAP over those
+    words. No image of a real held-out class, and no test image, is involved.
+    """
+    from services.embedder.evaluation import evaluate
+
+    rng = np.random.default_rng(config.seed)
+    order = [int(c) for c in rng.permutation(seen_ids)]
+    pairs = [order[i : i + 2] for i in range(0, len(order) - 1, 2)][:PSEUDO_SPLITS]
+    vecs = all_vecs[seen_ids]
+    local = np.full(int(labels.max()) + 1, -1, np.int64)
+    local[seen_ids] = np.arange(len(seen_ids))
+    aux_config = replace(config, epochs=min(config.epochs, PSEUDO_EPOCHS))
+    affinity = normalise(conse_vectors) @ vecs.T
+    totals: dict[tuple[float, float, float], float] = {}
+    for pair in pairs:
+        pseudo_seen = np.array([c not in pair for c in seen_ids])
+        train_on = [c for c in seen_ids if c not in pair]
+        picks = np.concatenate(
+            [rng.permutation(fit_idx[labels[fit_idx] == c])[:PSEUDO_PER_CLASS] for c in train_on]
+        )
+        v_seen = val_idx[np.isin(labels[val_idx], train_on)]
+        remap = np.full(len(local), -1, np.int64)
+        remap[train_on] = np.arange(len(train_on))
+        fit = fit_network(
+            x[picks], remap[labels[picks]], x[v_seen], remap[labels[v_seen]], all_vecs[train_on], aux_config
+        )
+        net = DeviseHead(fit.weights, {}, vecs)
+        cos = normalise(net.network(x[val_idx])) @ vecs.T
+        y = local[labels[val_idx]]
+        in_seen = pseudo_seen[y]
+        floor = _network_hit1(cos[in_seen], y[in_seen], pseudo_seen) - config.budget
+        held = list(np.flatnonzero(~pseudo_seen))
+        for beta in PSEUDO_BETAS:
+            evidence = imagenet_evidence(logits[val_idx], affinity, beta)
+            for weight in PSEUDO_WEIGHTS:
+                stats = mix_statistics(cos[in_seen], evidence[in_seen], weight)
+                score = stacked_scores(cos, evidence, stats, pseudo_seen)
+                for tau in PSEUDO_TAUS:
+                    gamma = largest_gamma(score[in_seen], vecs, tau, y[in_seen], pseudo_seen, floor)
+                    served = mix_words(score - gamma * pseudo_seen, vecs, tau)
+                    rep = evaluate(served, y, vecs, [str(c) for c in seen_ids], held)
+                    key = (float(beta), float(weight), float(tau))
+                    gain = rep["zero_shot"]["hit@1"] + rep["text_to_image"]["map"]
+                    totals[key] = totals.get(key, 0.0) + gain / len(pairs)
+    (beta, weight, tau), best = max(totals.items(), key=lambda kv: kv[1])
+    table = [[*k, round(v, 4)] for k, v in sorted(totals.items())]
+    return {"imagenet_beta": beta, "imagenet_weight": weight, "tau": tau, "objective": best, "table": table}
 
 
 def default_out(settings: Any, dataset_name: str) -> Path:

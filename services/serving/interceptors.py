@@ -33,6 +33,7 @@ class ServingInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, token: str | None = None):
         self._token = token
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # per method: built once, not per call
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -44,7 +45,10 @@ class ServingInterceptor(grpc.ServerInterceptor):
             given = metadata.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
                 return _refusal(handler, "missing or wrong token (metadata authorization: Bearer <token>)")
-        return _wrap(handler, service, method)
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is None:
+            wrapped = self._wrapped[details.method] = _wrap(handler, service, method)
+        return wrapped
 
 
 def _abort_for(exc: BaseException, context: grpc.ServicerContext, service: str, method: str) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from services.embedder import datasets
-from services.embedder.devise import DeviseHead, load_devise_head
+from services.embedder.devise import DeviseHead, class_vectors, imagenet_evidence, load_devise_head, normalise
 from services.embedder.features import cached_features
-from services.embedder.heads import load_head
+from services.embedder.heads import ConseHead, load_head
 from services.embedder.training import TrainConfig, train_head
 from services.embedder.wordvectors import load_word_vectors
 from services.errors import FailedPrecondition
@@ -99,3 +99,31 @@ def test_a_file_that_is_no_head_is_refused(words, tmp_path):
         load_devise_head(bogus, words)
     with pytest.raises(FailedPrecondition, match="not found"):
         DeviseHead.read(tmp_path / "missing.keras")
+
+
+def test_imagenet_evidence_points_at_the_word_the_classifier_names(words):
+    """The ImageNet classifier's belief counts for the class words named like what it sees."""
+    classes = datasets.FASHION_MNIST_CLASSES
+    affinity = normalise(ConseHead.from_word_vectors(words).class_vectors) @ class_vectors(classes, words).T
+    logits = np.zeros((3, 1000), np.float32)
+    logits[0, 774] = 12.0  # ImageNet 'sandal'
+    logits[1, 869] = 12.0  # 'trench coat'
+    logits[2, 770] = 12.0  # 'running shoe'
+    evidence = imagenet_evidence(logits, affinity, beta=100.0)
+    assert evidence.shape == (3, len(classes))
+    # Raw evidence is on each word's own scale (bag has many ImageNet bags), so compare per word,
+    # as the head does after standardising each word over validation images.
+    for row, word in enumerate(["sandal", "coat", "sneaker"]):
+        assert evidence[:, classes.index(word)].argmax() == row, (word, evidence)
+    assert evidence[1, classes.index("coat")] > evidence[0, classes.index("coat")] + 3
+
+
+def test_the_served_head_mixes_in_imagenet_evidence_from_its_file(trained, words, tmp_path):
+    head, feats = trained
+    again = load_devise_head(head.save(tmp_path / "head.keras"), words)
+    assert again.conse_vectors is not None and again.mix["mode"] == "stacked"
+    scores = again.class_scores(feats.features, feats.logits)
+    vectors = again.embed(feats.features, feats.logits)
+    # One vector per image ranks the class words the way the calibrated scores do, mostly.
+    agree = (vectors @ again.class_vecs.T).argmax(axis=1) == scores.argmax(axis=1)
+    assert agree.mean() > 0.9

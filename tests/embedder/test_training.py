@@ -13,8 +13,15 @@ from services.embedder import datasets
 from services.embedder.datasets import class_words, load_dataset, load_fashion_mnist, upsample_grey
 from services.embedder.devise import class_vectors
 from services.embedder.evaluation import evaluate
-from services.embedder.features import cached_features
-from services.embedder.training import TrainConfig, calibrate, split_fit_validation, train_head
+from services.embedder.features import Features, cached_features
+from services.embedder.training import (
+    PSEUDO_TAUS,
+    PSEUDO_WEIGHTS,
+    TrainConfig,
+    calibrate,
+    split_fit_validation,
+    train_head,
+)
 from services.embedder.wordvectors import load_word_vectors
 from services.errors import FailedPrecondition, InvalidArgument
 
@@ -161,6 +168,31 @@ def test_head_trained_on_a_few_hundred_images_names_held_out_classes(cache, word
     _, plain_report = measure(plain)
     # The network alone collapses onto the seen words (the issue's trial); the calibrated head does not.
     assert plain_report["zero_shot"]["hit@1"] < generous["zero_shot"]["hit@1"]
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_held_out_images_never_reach_training_or_calibration(cache, words):
+    """Held-out classes' train images are poisoned with NaN: any use of them would poison the head."""
+    ds = fashion_subset(per_class_train=40, per_class_test=10)
+    feats = cached_features(ds, cache)
+    held = ds.class_index(["sandal", "coat"])
+    poison = np.isin(ds.labels, held) | ds.is_test  # held-out images and the whole test split
+    features = np.where(poison[:, None], np.nan, np.asarray(feats.features)).astype(np.float32)
+    logits = np.where(poison[:, None], np.nan, np.asarray(feats.logits)).astype(np.float32)
+    head = train_head(
+        ds, Features(features, logits), words, ["sandal", "coat"], TrainConfig(epochs=4, batch_size=64)
+    )
+    mix = head.meta["mix"]
+    assert mix["mode"] == "stacked"
+    numbers = [v for k, v in mix.items() if isinstance(v, float)] + mix["mu"] + mix["sd"]
+    assert np.all(np.isfinite(numbers)), mix
+    choice = mix["pseudo_zero_shot"]  # chosen on pseudo-zero-shot splits of the seen classes
+    assert choice["imagenet_weight"] in PSEUDO_WEIGHTS and choice["tau"] in PSEUDO_TAUS
+    assert mix["imagenet_weight"] == choice["imagenet_weight"] and mix["tau"] == choice["tau"]
+    vectors = head.embed(np.asarray(feats.features), np.asarray(feats.logits))
+    assert np.all(np.isfinite(vectors))
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.slow
