@@ -12,12 +12,8 @@ import importlib.util
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from services.config import Settings
+from services.serving.process import ServerProcess as _ServerProcess
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CLI = str(Path(sys.executable).parent / "imgsearch")
@@ -114,96 +111,14 @@ def bench_settings(data_dir: Path, **changes: Any) -> Settings:
 # -- processes ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`imgsearch serve ROLES...` as a real subprocess (own process group), with a metrics port."""
+class ServerProcess(_ServerProcess):
+    """A benchmark's `imgsearch serve` child: metrics on, a short drain on stop."""
 
     def __init__(self, data: Path, *roles: str, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.metrics_port = free_port()
-        data.mkdir(parents=True, exist_ok=True)
-        self.log_path = data / f"serve-{self.port}.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [CLI, "serve", *roles],
-            env=dict(
-                os.environ,
-                IMGSEARCH_DATA=str(data),
-                IMGSEARCH_PORT=str(self.port),
-                IMGSEARCH_HOST="127.0.0.1",
-                IMGSEARCH_METRICS_PORT=str(self.metrics_port),
-                IMGSEARCH_GRACE_SECONDS="5",
-                **(env or {}),
-            ),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        super().__init__(data, *roles, env=env, metrics=True, grace_seconds=5)
 
-    @property
-    def addr(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def wait_serving(self, timeout: float = 240) -> ServerProcess:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.addr) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}: {self.tail()}")
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == 1:
-                        return self
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.3)
-        raise TimeoutError(f"not SERVING after {timeout} s: {self.tail()}")
-
-    def metrics(self) -> dict[str, float]:
-        """Every Prometheus sample, label sets summed per metric name."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=5).read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name_labels, _, value = line.rpartition(" ")
-            name = name_labels.split("{", 1)[0]
-            out[name] = out.get(name, 0.0) + float(value)
-        return out
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server has used so far (from /proc)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def tail(self, n: int = 15) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text().splitlines()[-n:])
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._log.close()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def stop(self) -> None:
+        self.terminate(timeout=30)
 
 
 # -- results --------------------------------------------------------------------------------------
