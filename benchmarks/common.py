@@ -7,12 +7,15 @@ baseline measured in the same run, and records the load average before and after
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import importlib.util
 import json
+import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -256,3 +259,21 @@ def report(result: Result, write: bool = True) -> Result:
 
 def ratio_goal(value: float, goal: float) -> tuple[str, bool]:
     return f">= {goal}", bool(value >= goal)
+
+
+def in_scratch(prefix: str, work_dir: Path | None, body: Callable[[Path], Result]) -> Result:
+    """Runs `body` in `work_dir`, or in a scratch directory removed afterwards."""
+    if work_dir is not None:
+        return body(Path(work_dir))
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        return body(Path(scratch))
+
+
+def bench_main(doc: str | None, run: Callable[[bool], Result], argv: list[str] | None = None) -> int:
+    """The command line every benchmark module shares: `--quick`, logs, the printed report."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    report(run(args.quick))
+    return 0

@@ -13,11 +13,9 @@ against the raw model's. Run: `.venv/bin/python -m benchmarks.embedder_bench [--
 
 from __future__ import annotations
 
-import argparse
 import collections
 import logging
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +27,12 @@ from benchmarks.common import (
     GRPC_OPTIONS,
     Result,
     ServerProcess,
+    bench_main,
     bench_settings,
     decoded_batch,
+    in_scratch,
     percentiles,
     photo_bytes,
-    report,
     unique_jpegs,
 )
 
@@ -170,8 +169,7 @@ def protobuf_cost(repeats: int = 20) -> dict[str, float]:
 
 def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = None) -> Result:
     """Runs the benchmark in a scratch directory (removed afterwards) unless `work_dir` is given."""
-    with tempfile.TemporaryDirectory(prefix="bench-embedder-") as scratch:
-        return _run(sizes, quick, Path(work_dir or scratch))
+    return in_scratch("bench-embedder-", work_dir, lambda work: _run(sizes, quick, work))
 
 
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
@@ -249,12 +247,7 @@ def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report(run(QUICK if args.quick else FULL, quick=args.quick))
-    return 0
+    return bench_main(__doc__, lambda quick: run(QUICK if quick else FULL, quick=quick), argv)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,22 @@ figure is the median ratio of the rounds. Run: `.venv/bin/python -m benchmarks.i
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import GRPC_OPTIONS, Result, bench_settings, decoded_batch, report, unique_jpegs
+from benchmarks.common import (
+    GRPC_OPTIONS,
+    Result,
+    bench_main,
+    bench_settings,
+    decoded_batch,
+    in_scratch,
+    unique_jpegs,
+)
 from benchmarks.embedder_bench import raw_throughput
 
 log = logging.getLogger(__name__)
@@ -70,8 +76,7 @@ def ingest(stub, images: list[bytes]) -> dict[str, Any]:
 
 def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = None) -> Result:
     """Runs the benchmark in a scratch directory (removed afterwards) unless `work_dir` is given."""
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as scratch:
-        return _run(sizes, quick, Path(work_dir or scratch))
+    return in_scratch("bench-ingest-", work_dir, lambda work: _run(sizes, quick, work))
 
 
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
@@ -130,12 +135,7 @@ def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report(run(QUICK if args.quick else FULL, quick=args.quick))
-    return 0
+    return bench_main(__doc__, lambda quick: run(QUICK if quick else FULL, quick=quick), argv)
 
 
 if __name__ == "__main__":

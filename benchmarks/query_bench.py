@@ -17,7 +17,6 @@ reported when it happens. Run: `.venv/bin/python -m benchmarks.query_bench [--qu
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -33,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import GRPC_OPTIONS, RESULTS_DIR, Result, bench_settings, percentiles, report
+from benchmarks.common import (
+    GRPC_OPTIONS,
+    RESULTS_DIR,
+    Result,
+    bench_main,
+    bench_settings,
+    percentiles,
+)
 
 log = logging.getLogger(__name__)
 
@@ -414,12 +420,7 @@ def run(sizes: Sizes = FULL, *, quick: bool = False, cache_root: Path | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report(run(QUICK if args.quick else FULL, quick=args.quick))
-    return 0
+    return bench_main(__doc__, lambda quick: run(QUICK if quick else FULL, quick=quick), argv)
 
 
 if __name__ == "__main__":

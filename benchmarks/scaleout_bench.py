@@ -11,10 +11,8 @@ Run: `.venv/bin/python -m benchmarks.scaleout_bench [--quick]`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import GRPC_OPTIONS, Result, ServerProcess, bench_settings, report, unique_jpegs
+from benchmarks.common import (
+    GRPC_OPTIONS,
+    Result,
+    ServerProcess,
+    bench_main,
+    bench_settings,
+    in_scratch,
+    unique_jpegs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +107,7 @@ def upsert_rate(stub, points: int, visual_dim: int, semantic_dim: int) -> dict[s
 
 def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = None) -> Result:
     """Runs the benchmark in a scratch directory (removed afterwards) unless `work_dir` is given."""
-    with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as scratch:
-        return _run(sizes, quick, Path(work_dir or scratch))
+    return in_scratch("bench-scaleout-", work_dir, lambda work: _run(sizes, quick, work))
 
 
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
@@ -201,12 +206,7 @@ def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report(run(QUICK if args.quick else FULL, quick=args.quick))
-    return 0
+    return bench_main(__doc__, lambda quick: run(QUICK if quick else FULL, quick=quick), argv)
 
 
 if __name__ == "__main__":
