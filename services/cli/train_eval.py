@@ -56,7 +56,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--mix",
         choices=["stacked", "plain"],
         default="stacked",
-        help="stacked: calibrate the head with ConSE for unseen classes (default); plain: the network alone",
+        help="stacked: network + ImageNet evidence, calibrated for unseen words (default); plain: network",
     )
     p.add_argument(
         "--zero-shot-budget",
