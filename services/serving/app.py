@@ -88,8 +88,18 @@ class Components:
 
 
 def build(settings: Settings, roles: Sequence[str]) -> Components:
-    """Loads the embedder (or connects to remote ones), opens the store, loads the vocabulary."""
+    """Loads the embedder (or connects to remote ones), opens the store, loads the vocabulary;
+    on failure closes whatever it had opened (a store left open would keep its directory locked)."""
     parts = Components()
+    try:
+        _build(parts, settings, roles)
+    except BaseException:
+        parts.close()
+        raise
+    return parts
+
+
+def _build(parts: Components, settings: Settings, roles: Sequence[str]) -> None:
     if "embedder" in roles:
         from services.embedder.runtime import EmbedderRuntime
 
@@ -123,7 +133,6 @@ def build(settings: Settings, roles: Sequence[str]) -> Components:
                 parts.embedder, parts.store, settings.vocab_size, progress=progress
             )
             log.info("words collection: %d words%s", count, " (loaded now)" if loaded else "")
-    return parts
 
 
 def _model_info(embedder: Any, attempts: int = 60):
