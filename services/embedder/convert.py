@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import grpc
 import numpy as np
 
@@ -53,16 +55,7 @@ def model_info_to_proto(info: ModelInfo) -> embedder_pb2.ModelInfo:
 
 
 def model_info_from_proto(msg: embedder_pb2.ModelInfo) -> ModelInfo:
-    return ModelInfo(
-        cnn=msg.cnn,
-        head=msg.head,
-        visual_dim=msg.visual_dim,
-        semantic_dim=msg.semantic_dim,
-        vocabulary_size=msg.vocabulary_size,
-        word_vectors=msg.word_vectors,
-        max_batch=msg.max_batch,
-        head_detail=msg.head_detail,
-    )
+    return ModelInfo(**{f.name: getattr(msg, f.name) for f in fields(ModelInfo)})
 
 
 def chunk_to_proto(chunk: VocabularyChunk) -> embedder_pb2.VocabularyChunk:
