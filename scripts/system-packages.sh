@@ -5,12 +5,13 @@ need=()
 [ -d /usr/share/wordnet ] || need+=(wordnet-base)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 [ ${#need[@]} -eq 0 ] && exit 0
+install() {  # one retry: a package mirror may hiccup
+  $1 apt-get update -qq && $1 env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
 if [ "$(id -u)" -eq 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  install "" || { sleep 10; install ""; }
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-  sudo apt-get update -qq
-  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  install sudo || { sleep 10; install sudo; }
 else
   echo "note: Debian packages ${need[*]} are missing; install them with: sudo apt-get install ${need[*]}" >&2
   echo "      (without them the zero-shot head skips WordNet hypernyms and Fashion-MNIST tests are skipped)" >&2
