@@ -245,8 +245,11 @@ def cmd_warmup(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     from services.embedder import runtime
 
     err.write(f"warming up models in {settings.cache_dir}...\n")
-    runtime.warmup(settings)
-    err.write("models ready\n")
+    info = runtime.warmup(settings)
+    err.write(
+        f"models ready: {info.cnn} ({info.visual_dim}-d), head {info.head_detail or info.head}, "
+        f"{info.word_vectors} ({info.vocabulary_size} words, {info.semantic_dim}-d)\n"
+    )
     return ExitStatus.SUCCESS
 
 
