@@ -61,6 +61,13 @@ def _abort_for(exc: BaseException, context: grpc.ServicerContext, service: str, 
     context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
 
+def _text(details: str | bytes | None) -> str:
+    """Status details as text (grpc hands them back as bytes)."""
+    if isinstance(details, bytes):
+        return details.decode("utf-8", "replace")
+    return details or ""
+
+
 def _record(service: str, method: str, start: float, context: grpc.ServicerContext) -> None:
     code = context.code() or grpc.StatusCode.OK
     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
@@ -73,7 +80,7 @@ def _record(service: str, method: str, start: float, context: grpc.ServicerConte
             service,
             method,
             name,
-            context.details() or "",
+            _text(context.details()),
             extra={
                 "service": service,
                 "method": method,

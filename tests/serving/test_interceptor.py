@@ -131,3 +131,10 @@ def test_json_logs_are_one_object_per_line():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "served x" and entry["level"] == "info" and entry["code"] == "NOT_FOUND"
     assert entry["time"].endswith("Z")
+
+
+def test_failed_calls_are_logged_with_readable_details(channel, caplog):
+    with caplog.at_level(logging.INFO, logger="services.serving.interceptors"), pytest.raises(grpc.RpcError):
+        channel.unary_unary("/test.Echo/Echo")(b"missing", timeout=5)
+    record = next(r for r in caplog.records if getattr(r, "code", "") == "NOT_FOUND")
+    assert record.getMessage() == "test.Echo/Echo -> NOT_FOUND: no image with id x"
