@@ -87,19 +87,19 @@ class Components:
                 log.exception("error while closing")
 
 
-def build(settings: Settings, roles: Sequence[str]) -> Components:
+def build(settings: Settings, roles: Sequence[str], stopping: threading.Event | None = None) -> Components:
     """Loads the embedder (or connects to remote ones), opens the store, loads the vocabulary;
     on failure closes whatever it had opened (a store left open would keep its directory locked)."""
     parts = Components()
     try:
-        _build(parts, settings, roles)
+        _build(parts, settings, roles, stopping or threading.Event())
     except BaseException:
         parts.close()
         raise
     return parts
 
 
-def _build(parts: Components, settings: Settings, roles: Sequence[str]) -> None:
+def _build(parts: Components, settings: Settings, roles: Sequence[str], stopping: threading.Event) -> None:
     if "embedder" in roles:
         from services.embedder.runtime import EmbedderRuntime
 
@@ -119,7 +119,7 @@ def _build(parts: Components, settings: Settings, roles: Sequence[str]) -> None:
     if "indexer" in roles or "query" in roles:
         from services.vectorstore import open_store
 
-        info = _model_info(parts.embedder)
+        info = _model_info(parts.embedder, stopping)
         parts.store = open_store(settings)
         parts.closers.append(parts.store.close)
         parts.store.ensure_collections(info.visual_dim, info.semantic_dim, info.semantic_dim)
@@ -135,8 +135,9 @@ def _build(parts: Components, settings: Settings, roles: Sequence[str]) -> None:
             log.info("words collection: %d words%s", count, " (loaded now)" if loaded else "")
 
 
-def _model_info(embedder: Any, attempts: int = 60):
-    """The embedder's model info, waiting for a remote embedder to come up (about 2 minutes)."""
+def _model_info(embedder: Any, stopping: threading.Event, attempts: int = 60):
+    """The embedder's model info, waiting for a remote embedder to come up (about 2 minutes, or
+    until the process is asked to stop)."""
     for attempt in range(attempts):
         try:
             return embedder.model_info()
@@ -144,7 +145,8 @@ def _model_info(embedder: Any, attempts: int = 60):
             if attempt == attempts - 1:
                 raise
             log.info("waiting for the embedder: %s", exc.message)
-            threading.Event().wait(2.0)
+            if stopping.wait(2.0):
+                raise Unavailable("stopped while waiting for the embedder") from exc
     raise AssertionError("unreachable")
 
 
@@ -161,7 +163,9 @@ def bind(roles: Sequence[str], deferred: dict[str, Deferred], parts: Components,
         deferred["query"].bind(QueryServicer(parts.embedder, parts.store, settings))
 
 
-def start(settings: Settings, roles: Sequence[str]) -> tuple[Served, Components]:
+def start(
+    settings: Settings, roles: Sequence[str], stopping: threading.Event | None = None
+) -> tuple[Served, Components]:
     """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code)."""
     roles = parse_roles(roles)
     table = _services()
@@ -174,7 +178,7 @@ def start(settings: Settings, roles: Sequence[str]) -> tuple[Served, Components]
         settings, registrations, extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else ()
     )
     try:
-        parts = build(settings, roles)
+        parts = build(settings, roles, stopping)
     except BaseException:
         served.server.stop(0)
         raise
@@ -199,7 +203,7 @@ def serve(settings: Settings, roles: Sequence[str]) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     start_metrics_server(settings.metrics_port)
     try:
-        served, parts = start(settings, roles)
+        served, parts = start(settings, roles, stopping)
     except (ServiceError, ValueError, OSError) as exc:
         log.error("cannot start: %s", getattr(exc, "message", exc))
         return 2
