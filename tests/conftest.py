@@ -26,3 +26,14 @@ def photos() -> dict[str, Path]:
     missing = [str(p) for p in found.values() if not p.is_file()]
     assert not missing, f"sample photos missing: {missing}"
     return found
+
+
+@pytest.fixture(scope="session")
+def runtime():
+    """The real embedder (CNN, GloVe, conse) in-process, without gRPC."""
+    from services.config import Settings
+    from services.embedder.runtime import EmbedderRuntime
+
+    rt = EmbedderRuntime.load(Settings.from_env({"HOME": str(Path.home())}))
+    yield rt
+    rt.close()
