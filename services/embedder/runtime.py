@@ -158,6 +158,8 @@ class EmbedderRuntime:
 
     def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]:
         """The most frequent `limit` words (0 = all) with their vectors, in chunks."""
+        if limit < 0 or chunk_size < 0:
+            raise InvalidArgument(f"limit and chunk_size must not be negative, got {limit} and {chunk_size}")
         total = len(self.words.words) if limit <= 0 else min(limit, len(self.words.words))
         chunk_size = chunk_size if chunk_size > 0 else 5000
         for start in range(0, total, chunk_size):

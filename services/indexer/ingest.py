@@ -169,6 +169,8 @@ def load_vocabulary(
     embedder: Embedder, store: VectorStore, limit: int, force: bool = False, progress=None
 ) -> tuple[int, bool]:
     """Loads the `limit` most frequent words into `words` unless already there; (count, loaded)."""
+    if limit < 1:
+        raise InvalidArgument(f"the vocabulary size must be at least 1, got {limit}")
     have = store.count_words()
     if have >= limit and not force:
         return have, False

@@ -92,6 +92,10 @@ def test_vocabulary_loads_once_unless_forced(runtime, store):
     )
     assert seen[-1] == 3000
     assert store.search_words(runtime.words.vector("king"), 1)[0][0] == "king"
+    with pytest.raises(InvalidArgument):
+        load_vocabulary(runtime, store, -5)
+    with pytest.raises(InvalidArgument):
+        list(runtime.vocabulary(-1))
 
 
 def test_precomputed_vectors_are_checked_and_normalised(runtime, store):
