@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from services.errors import InvalidArgument
+from services.vectorstore import payloads
 
 IMAGES = "images"
 WORDS = "words"
@@ -197,3 +198,14 @@ def word_matrix(words: list[str], vectors: np.ndarray, dim: int) -> np.ndarray:
     if matrix.ndim != 2 or matrix.shape != (len(words), dim):
         raise InvalidArgument(f"expected {len(words)} word vectors of size {dim}, got shape {matrix.shape}")
     return matrix
+
+
+def image_from_record(record: Any) -> ImagePoint:
+    """An ImagePoint from a Qdrant record (Edge's and qdrant-client's have the same fields)."""
+    vectors = record.vector or {}
+    return ImagePoint(
+        id=str(record.id),
+        visual=np.asarray(vectors[VISUAL], dtype=np.float32),
+        semantic=np.asarray(vectors[SEMANTIC], dtype=np.float32),
+        payload=payloads.from_stored(record.payload),
+    )

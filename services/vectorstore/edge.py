@@ -45,6 +45,7 @@ from services.vectorstore.base import (
     as_vector,
     check_k,
     check_point_id,
+    image_from_record,
     word_matrix,
 )
 
@@ -169,7 +170,7 @@ class EdgeStore(VectorStore):
 
     def get_image(self, id: str) -> ImagePoint | None:
         records = self._edge_call(self._shard(IMAGES).retrieve, [check_point_id(id)], True, True)
-        return _image(records[0]) if records else None
+        return image_from_record(records[0]) if records else None
 
     def search_images(
         self, vector: np.ndarray, using: VectorName, k: int, flt: PayloadFilter | None = None
@@ -218,7 +219,7 @@ class EdgeStore(VectorStore):
         while True:
             request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True)
             records, offset = self._edge_call(self._shard(IMAGES).scroll, request)
-            yield from (_image(r) for r in records)
+            yield from (image_from_record(r) for r in records)
             if offset is None:
                 return
 
@@ -443,16 +444,6 @@ def _filter(flt: PayloadFilter | None) -> qe.Filter | None:
         must.append(qe.FieldCondition(payloads.META_KV, match=qe.MatchValue(payloads.meta_token(key, value))))
     must_not = [qe.HasIdCondition({check_point_id(i) for i in flt.exclude_ids})] if flt.exclude_ids else None
     return qe.Filter(must=must or None, must_not=must_not)
-
-
-def _image(record: Any) -> ImagePoint:
-    vectors = record.vector or {}
-    return ImagePoint(
-        id=str(record.id),
-        visual=np.asarray(vectors[VISUAL], dtype=np.float32),
-        semantic=np.asarray(vectors[SEMANTIC], dtype=np.float32),
-        payload=payloads.from_stored(record.payload),
-    )
 
 
 def _fmt(dims: dict[str, int]) -> str:

@@ -33,6 +33,7 @@ from services.vectorstore.base import (
     as_vector,
     check_k,
     check_point_id,
+    image_from_record,
     word_matrix,
 )
 
@@ -132,7 +133,7 @@ class RemoteStore(VectorStore):
         records = self._call(
             self._client.retrieve, IMAGES, [check_point_id(id)], with_payload=True, with_vectors=True
         )
-        return _image(records[0]) if records else None
+        return image_from_record(records[0]) if records else None
 
     def search_images(
         self, vector: np.ndarray, using: VectorName, k: int, flt: PayloadFilter | None = None
@@ -183,7 +184,7 @@ class RemoteStore(VectorStore):
             records, offset = self._call(
                 self._client.scroll, IMAGES, limit=batch, offset=offset, with_payload=True, with_vectors=True
             )
-            yield from (_image(r) for r in records)
+            yield from (image_from_record(r) for r in records)
             if offset is None:
                 return
 
@@ -363,13 +364,3 @@ def _filter(flt: PayloadFilter | None) -> models.Filter | None:
         else None
     )
     return models.Filter(must=must or None, must_not=must_not)
-
-
-def _image(record: Any) -> ImagePoint:
-    vectors = record.vector or {}
-    return ImagePoint(
-        id=str(record.id),
-        visual=np.asarray(vectors[VISUAL], dtype=np.float32),
-        semantic=np.asarray(vectors[SEMANTIC], dtype=np.float32),
-        payload=payloads.from_stored(record.payload),
-    )
