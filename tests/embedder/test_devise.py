@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -21,16 +19,6 @@ pytestmark = [
         not datasets.FASHION_MNIST_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def words(cache):
-    return load_word_vectors(None, cache)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,6 @@ from services.embedder.training import (
     split_fit_validation,
     train_head,
 )
-from services.embedder.wordvectors import load_word_vectors
 from services.errors import FailedPrecondition, InvalidArgument
 
 needs_fashion = pytest.mark.skipif(
@@ -39,16 +37,6 @@ def fashion_subset(per_class_train: int, per_class_test: int) -> datasets.Datase
         picks.append(np.flatnonzero(members & ~full.is_test)[:per_class_train])
         picks.append(np.flatnonzero(members & full.is_test)[:per_class_test])
     return full.subset(np.sort(np.concatenate(picks)))
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def words(cache):
-    return load_word_vectors(None, cache)
 
 
 def test_class_names_map_to_their_words():
