@@ -36,6 +36,7 @@ class Settings:
     qdrant_shards: int | None = None  # shard_number of collections the indexer creates on a server
     qdrant_replicas: int | None = None  # replication_factor of those collections
     hnsw_ef: int | None = None  # search-time HNSW beam width (recall vs latency); unset = Qdrant's
+    search_threads: int | None = None  # embedded store's search threads per collection; unset = auto
     embedder: str | None = None  # address(es) of remote embedders; unset = in-process when served together
     glove: str | None = None  # a GloVe text file; unset = the packaged GloVe 6B 50d
     head: str = "conse"  # "conse" or the path of a trained DeViSE head
@@ -71,6 +72,7 @@ class Settings:
             qdrant_shards=_int(get("IMGSEARCH_QDRANT_SHARDS")),
             qdrant_replicas=_int(get("IMGSEARCH_QDRANT_REPLICAS")),
             hnsw_ef=_int(get("IMGSEARCH_HNSW_EF")),
+            search_threads=_int(get("IMGSEARCH_SEARCH_THREADS")),
             embedder=get("IMGSEARCH_EMBEDDER"),
             glove=get("IMGSEARCH_GLOVE"),
             head=get("IMGSEARCH_HEAD") or "conse",

@@ -115,13 +115,14 @@ class WordVectors:
         for token in tokens:
             ids = self._lookup(token)
             if ids:
-                per_word.append(self.vectors[ids].mean(axis=0))
+                per_word.append(self.vectors[ids[0]] if len(ids) == 1 else self.vectors[ids].mean(axis=0))
                 known.append(token)
             else:
                 unknown.append(token)
         if not per_word:
             raise NotFound(f"no known word in the text; unknown words: {', '.join(unknown)}")
-        mean = np.mean(per_word, axis=0)
+        # one word (the common query) needs no mean: this path runs on every text search
+        mean = per_word[0] if len(per_word) == 1 else np.mean(per_word, axis=0)
         norm = float(np.linalg.norm(mean))
         vector = mean / norm if norm > 0 else mean
         return TextEmbedding(vector=vector.astype(np.float32), known=known, unknown=unknown)

@@ -26,10 +26,10 @@ def item_error(exc: ServiceError) -> common_pb2.ItemError:
 
 def hit_to_proto(hit: Hit) -> common_pb2.ImageHit:
     payload = hit.payload
-    return common_pb2.ImageHit(
-        id=hit.id,
-        score=hit.score,
-        uri=str(payload.get("uri", "")),
-        label=str(payload.get("label", "")),
-        metadata={str(k): str(v) for k, v in (payload.get("metadata") or {}).items()},
+    msg = common_pb2.ImageHit(
+        id=hit.id, score=hit.score, uri=str(payload.get("uri") or ""), label=str(payload.get("label") or "")
     )
+    metadata = payload.get("metadata")
+    if metadata:  # most images have none; skipping the empty map is measurable per search
+        msg.metadata.update({str(k): str(v) for k, v in metadata.items()})
+    return msg

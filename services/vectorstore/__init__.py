@@ -62,4 +62,4 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
         )
     from services.vectorstore.edge import EdgeStore
 
-    return EdgeStore(settings.data_dir / "qdrant", hnsw_ef=hnsw_ef)
+    return EdgeStore(settings.data_dir / "qdrant", hnsw_ef=hnsw_ef, search_threads=settings.search_threads)

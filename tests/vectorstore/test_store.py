@@ -3,6 +3,7 @@ qdrant-client's local mode standing in for a Qdrant server (same client API)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -15,7 +16,7 @@ from qdrant_client import QdrantClient
 from services.config.settings import Settings
 from services.errors import FailedPrecondition, InvalidArgument, Unavailable
 from services.vectorstore import IMAGES, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
-from services.vectorstore.edge import EdgeStore
+from services.vectorstore.edge import EdgeStore, default_search_threads
 from services.vectorstore.remote import RemoteStore
 
 VIS, SEM, WORD = 16, 8, 8
@@ -289,6 +290,29 @@ def test_edge_persists_across_close_and_reopen(tmp_path):
     EdgeStore(tmp_path / "qdrant").close()  # closing released the directory
 
 
+def test_edge_search_threads_reach_the_shard_config_and_results_do_not_change(tmp_path):
+    """The search pool size is a serving knob: it is written into each shard's config on every open
+    (so a data directory moved to another host follows that host), and it never changes answers."""
+    points = _points(200, seed=5)
+    store = EdgeStore(tmp_path / "qdrant", search_threads=3)
+    store.ensure_collections(VIS, SEM, WORD)
+    store.upsert_images(points)
+    queries = [p.semantic for p in points[:5]]
+    three = [[h.id for h in store.search_images(q, "semantic", k=10)] for q in queries]
+    store.close()
+    config = json.loads((tmp_path / "qdrant" / "images" / "edge_config.json").read_text())
+    assert config["max_search_threads"] == 3
+
+    one = EdgeStore(tmp_path / "qdrant", search_threads=1)
+    assert [[h.id for h in one.search_images(q, "semantic", k=10)] for q in queries] == three
+    one.close()
+    config = json.loads((tmp_path / "qdrant" / "images" / "edge_config.json").read_text())
+    assert config["max_search_threads"] == 1
+    assert default_search_threads() >= 1
+    with pytest.raises(ValueError, match="search_threads"):
+        EdgeStore(tmp_path / "other", search_threads=-1)
+
+
 @pytest.mark.slow
 def test_edge_after_optimize_uses_hnsw_with_high_recall(tmp_path):
     """10,000 real GloVe vectors as `semantic`: HNSW answers like exact search."""
@@ -343,6 +367,10 @@ def test_open_store_picks_the_adapter_from_settings(tmp_path):
     edge.ensure_collections(VIS, SEM, WORD)
     assert (tmp_path / "qdrant" / IMAGES).is_dir() and (tmp_path / "qdrant" / WORDS).is_dir()
     edge.close()
+    env = {"IMGSEARCH_DATA": str(tmp_path), "IMGSEARCH_SEARCH_THREADS": "2"}
+    open_store(Settings.from_env(env)).close()
+    config = json.loads((tmp_path / "qdrant" / IMAGES / "edge_config.json").read_text())
+    assert config["max_search_threads"] == 2
     remote = open_store(Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:1"))
     assert isinstance(remote, RemoteStore) and "http://127.0.0.1:1" in remote.describe()
     remote.close()
