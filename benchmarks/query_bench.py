@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -198,6 +199,7 @@ def grpc_client(
             call(text)
         time.sleep(max(0.0, start_at - time.time()))
         began = time.time()
+        cpu0 = time.process_time()
         latencies = []
         first_ids = []
         for text in texts:
@@ -205,7 +207,8 @@ def grpc_client(
             ids = call(text)
             latencies.append(time.perf_counter() - t0)
             first_ids.append(ids)
-        return {"began": began, "ended": time.time(), "latencies": latencies, "ids": first_ids}
+        cpu = time.process_time() - cpu0
+        return {"began": began, "ended": time.time(), "latencies": latencies, "ids": first_ids, "cpu_s": cpu}
 
 
 def run_grpc(
@@ -213,6 +216,7 @@ def run_grpc(
 ) -> dict[str, Any]:
     """`clients` processes at once; latencies pooled, throughput over the common window."""
     ctx = get_context("spawn")
+    server_cpu0 = _process_cpu()
     with ProcessPoolExecutor(max_workers=clients, mp_context=ctx) as pool:
         start_at = time.time() + 3.0 + 0.5 * clients  # after every process has started and warmed up
         jobs = [
@@ -222,7 +226,9 @@ def run_grpc(
             for i in range(clients)
         ]
         outs = [j.result() for j in jobs]
+    server_cpu = _process_cpu() - server_cpu0  # includes the warm-up calls
     latencies = [x for o in outs for x in o["latencies"]]
+    calls = len(latencies)
     window = max(o["ended"] for o in outs) - min(o["began"] for o in outs)
     late = max(o["began"] for o in outs) - start_at
     return {
@@ -230,7 +236,15 @@ def run_grpc(
         "qps": len(latencies) / window,
         "late_start_s": late,
         "ids": outs[0]["ids"],
+        "client_cpu_ms_per_call": 1000 * sum(o["cpu_s"] for o in outs) / calls,
+        "server_cpu_ms_per_call": 1000 * server_cpu / (calls + warmup * clients),
     }
+
+
+def _process_cpu() -> float:
+    """CPU seconds (user + system) of this process, all threads: the server's when it runs here."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_direct(store, vectors: np.ndarray, threads: int, per_thread: int) -> dict[str, Any]:
@@ -382,6 +396,16 @@ def run(sizes: Sizes = FULL, *, quick: bool = False, cache_root: Path | None = N
         "overhead part: transport (gRPC p50 - in-process servicer p50)", g1["p50"] - servicer_p50, "ms"
     )
     result.add("empty gRPC round trip (Health/Check) p50, for scale", floor["latency_ms"]["p50"], "ms")
+    result.add(
+        "CPU per empty call: client / server process",
+        f"{floor['client_cpu_ms_per_call']:.2f} / {floor['server_cpu_ms_per_call']:.2f}",
+        "ms",
+    )
+    result.add(
+        "CPU per SearchText call, 1 client: client / server process",
+        f"{grpc_runs[1]['client_cpu_ms_per_call']:.2f} / {grpc_runs[1]['server_cpu_ms_per_call']:.2f}",
+        "ms",
+    )
     result.add("gRPC / direct throughput, 1 client", grpc_runs[1]["qps"] / direct1["qps"], "x")
     result.add(
         f"gRPC / direct throughput, {many} clients / threads",
