@@ -37,6 +37,7 @@ class Settings:
     qdrant_replicas: int | None = None  # replication_factor of those collections
     hnsw_ef: int | None = None  # search-time HNSW beam width (recall vs latency); unset = Qdrant's
     search_threads: int | None = None  # embedded store's search threads per collection; unset = auto
+    quantization: str = "int8"  # "int8" (scalar quantization with rescoring) or "none"
     embedder: str | None = None  # address(es) of remote embedders; unset = in-process when served together
     glove: str | None = None  # a GloVe text file; unset = the packaged GloVe 6B 50d
     head: str = "conse"  # "conse" or the path of a trained DeViSE head
@@ -73,6 +74,7 @@ class Settings:
             qdrant_replicas=_int(get("IMGSEARCH_QDRANT_REPLICAS")),
             hnsw_ef=_int(get("IMGSEARCH_HNSW_EF")),
             search_threads=_int(get("IMGSEARCH_SEARCH_THREADS")),
+            quantization=(get("IMGSEARCH_QUANTIZATION") or "int8").lower(),
             embedder=get("IMGSEARCH_EMBEDDER"),
             glove=get("IMGSEARCH_GLOVE"),
             head=get("IMGSEARCH_HEAD") or "conse",

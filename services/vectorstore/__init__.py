@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from services.vectorstore.base import (
     IMAGES,
+    QUANTIZATIONS,
     SEMANTIC,
     VISUAL,
     WORDS,
@@ -45,13 +46,18 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
     server, for tests and trials (one process only, nothing persisted).
     """
     hnsw_ef = hnsw_ef or settings.hnsw_ef
+    if settings.quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"IMGSEARCH_QUANTIZATION must be one of {', '.join(QUANTIZATIONS)}, got {settings.quantization!r}"
+        )
+    quantize = settings.quantization == "int8"
     if settings.qdrant_url:
         from services.vectorstore.remote import RemoteStore
 
         if settings.qdrant_url == ":memory:":
             from qdrant_client import QdrantClient
 
-            return RemoteStore(client=QdrantClient(":memory:"), hnsw_ef=hnsw_ef)
+            return RemoteStore(client=QdrantClient(":memory:"), hnsw_ef=hnsw_ef, quantize=quantize)
 
         return RemoteStore(
             settings.qdrant_url,
@@ -59,7 +65,13 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
             hnsw_ef=hnsw_ef,
             shards=settings.qdrant_shards,
             replicas=settings.qdrant_replicas,
+            quantize=quantize,
         )
     from services.vectorstore.edge import EdgeStore
 
-    return EdgeStore(settings.data_dir / "qdrant", hnsw_ef=hnsw_ef, search_threads=settings.search_threads)
+    return EdgeStore(
+        settings.data_dir / "qdrant",
+        hnsw_ef=hnsw_ef,
+        search_threads=settings.search_threads,
+        quantize=quantize,
+    )

@@ -35,6 +35,8 @@ from services.errors import FailedPrecondition, InvalidArgument
 from services.vectorstore import payloads
 from services.vectorstore.base import (
     IMAGES,
+    QUANTIZATION_OVERSAMPLING,
+    QUANTIZATION_QUANTILE,
     SEMANTIC,
     VISUAL,
     WORDS,
@@ -94,6 +96,7 @@ class EdgeStore(VectorStore):
         background_optimize: bool = True,
         full_scan_threshold_kb: int | None = None,
         search_threads: int | None = None,
+        quantize: bool = True,
     ):
         """
         hnsw_ef: search breadth (None = Qdrant's default); raise it for recall, lower it for speed.
@@ -104,6 +107,8 @@ class EdgeStore(VectorStore):
         full_scan_threshold_kb: below this much vector data a search scans instead of walking the
             graph (None = Qdrant's default, 10 MB, where a scan is as fast); tests lower it.
         search_threads: threads of each shard's search pool (None = `default_search_threads()`).
+        quantize: int8 scalar quantization of the vectors, with rescoring (see base.QUANTIZATION_*);
+            a store created without it gets it built by a background optimize when opened with it.
         """
         self._root = Path(root)
         self._hnsw_ef = hnsw_ef
@@ -114,6 +119,7 @@ class EdgeStore(VectorStore):
         if search_threads is not None and search_threads < 0:
             raise ValueError(f"search_threads must not be negative, got {search_threads}")
         self._search_threads = search_threads or default_search_threads()
+        self._quantize = quantize
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, dict[str, int]] = {}
         self._pending: dict[str, int] = {IMAGES: 0, WORDS: 0}
@@ -128,11 +134,17 @@ class EdgeStore(VectorStore):
             for name in (IMAGES, WORDS):
                 dims = self._stored_dims(name)
                 if dims is not None:
+                    quantized = self._stored_quantized(name)
                     self._shards[name] = self._edge_call(
                         qe.EdgeShard.load, str(self._path(name)), self._config(dims)
                     )
                     self._dims[name] = dims
+                    if quantize and not quantized:  # build the quantized vectors of an older store
+                        self._pending[name] = max(1, self._auto_optimize_points)
+                        self._optimize_soon()
         except BaseException:
+            self._closed = True
+            self._optimize_wanted.set()  # ends an optimizer started for an older store
             for shard in self._shards.values():
                 shard.close()
             self._lock_file.close()
@@ -345,9 +357,23 @@ class EdgeStore(VectorStore):
         config = json.loads(path.read_text())
         return {vname: int(params["size"]) for vname, params in config["vectors"].items()}
 
+    def _stored_quantized(self, name: str) -> bool:
+        config = json.loads((self._path(name) / _CONFIG_FILE).read_text())
+        return all(params.get("quantization_config") for params in config["vectors"].values())
+
     def _config(self, dims: dict[str, int]) -> qe.EdgeConfig:
+        quantization = (
+            qe.ScalarQuantizationConfig(
+                type=qe.ScalarType.Int8, quantile=QUANTIZATION_QUANTILE, memory=qe.Memory.Pinned
+            )
+            if self._quantize
+            else None
+        )
         params = {
-            vname: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine) for vname, size in dims.items()
+            vname: qe.EdgeVectorParams(
+                size=size, distance=qe.Distance.Cosine, quantization_config=quantization
+            )
+            for vname, size in dims.items()
         }
         return qe.EdgeConfig(
             vectors=params[""] if list(params) == [""] else params,
@@ -391,7 +417,10 @@ class EdgeStore(VectorStore):
             raise FailedPrecondition("the vector store is closed")
 
     def _params(self) -> qe.SearchParams | None:
-        return qe.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        if not self._quantize:
+            return qe.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        rescore = qe.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
+        return qe.SearchParams(hnsw_ef=self._hnsw_ef, quantization=rescore)
 
     def _count(self, shard: qe.EdgeShard, flt: qe.Filter | None) -> int:
         return int(self._edge_call(shard.count, qe.CountRequest(exact=True, filter=flt)))
@@ -419,6 +448,10 @@ class EdgeStore(VectorStore):
         if not self._background:
             self._optimize_now(force=False)
             return
+        self._optimize_soon()
+
+    def _optimize_soon(self) -> None:
+        """Wakes the background optimizer (started on first use) for the collections that are due."""
         with self._admin_lock:
             if self._closed:
                 return

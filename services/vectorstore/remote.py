@@ -21,6 +21,8 @@ from services.errors import FailedPrecondition, InvalidArgument, Unavailable
 from services.vectorstore import payloads
 from services.vectorstore.base import (
     IMAGES,
+    QUANTIZATION_OVERSAMPLING,
+    QUANTIZATION_QUANTILE,
     SEMANTIC,
     VISUAL,
     WORDS,
@@ -55,6 +57,7 @@ class RemoteStore(VectorStore):
         timeout: int = 10,
         shards: int | None = None,
         replicas: int | None = None,
+        quantize: bool = True,
     ):
         if client is None:
             if not url:
@@ -67,6 +70,7 @@ class RemoteStore(VectorStore):
         self._hnsw_ef = hnsw_ef
         self._shards = shards
         self._replicas = replicas
+        self._quantize = quantize
         self._dims: dict[str, dict[str, int]] = {}
         self._closed = False
         # Local mode (a dict-backed Python engine) must not be read while it is written.
@@ -280,6 +284,13 @@ class RemoteStore(VectorStore):
                 vectors_config=vectors,
                 shard_number=self._shards,
                 replication_factor=self._replicas,
+                quantization_config=models.ScalarQuantization(
+                    scalar=models.ScalarQuantizationConfig(
+                        type=models.ScalarType.INT8, quantile=QUANTIZATION_QUANTILE, always_ram=True
+                    )
+                )
+                if self._quantize
+                else None,
             )
         except FailedPrecondition:  # another process created it meanwhile; check its sizes
             if self._stored_dims(name) != dims:
@@ -307,7 +318,12 @@ class RemoteStore(VectorStore):
         return self._dims[name]
 
     def _params(self) -> models.SearchParams | None:
-        return models.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        if self._local:  # local mode searches exactly and warns about any search parameters
+            return None
+        if not self._quantize:
+            return models.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        rescore = models.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
+        return models.SearchParams(hnsw_ef=self._hnsw_ef, quantization=rescore)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """One client call, with transport failures mapped to domain errors."""

@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 
 from services.config.settings import Settings
 from services.errors import FailedPrecondition, InvalidArgument, Unavailable
-from services.vectorstore import IMAGES, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
+from services.vectorstore import IMAGES, SEMANTIC, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
 from services.vectorstore.edge import EdgeStore, default_search_threads, usable_cpus
 from services.vectorstore.remote import RemoteStore
 
@@ -311,6 +311,44 @@ def test_edge_search_threads_reach_the_shard_config_and_results_do_not_change(tm
     assert default_search_threads() >= 1
     with pytest.raises(ValueError, match="search_threads"):
         EdgeStore(tmp_path / "other", search_threads=-1)
+
+
+def test_edge_quantizes_by_default_and_builds_it_for_an_older_store_without_changing_answers(tmp_path):
+    """int8 quantization with rescoring: the scores returned are the exact cosines, and a store
+    written without quantization gets it built in the background when opened with it."""
+    points = _points(300, seed=11)
+    plain = EdgeStore(tmp_path / "qdrant", quantize=False)
+    plain.ensure_collections(VIS, SEM, WORD)
+    plain.upsert_images(points)
+    queries = [p.semantic for p in points[:5]]
+    expected = [
+        [(h.id, round(h.score, 4)) for h in plain.search_images(q, "semantic", k=10)] for q in queries
+    ]
+    plain.close()
+
+    def semantic_config() -> dict:
+        return json.loads((tmp_path / "qdrant" / IMAGES / "edge_config.json").read_text())["vectors"][
+            SEMANTIC
+        ]
+
+    assert "quantization_config" not in semantic_config()
+    store = EdgeStore(tmp_path / "qdrant")
+    assert semantic_config()["quantization_config"]["scalar"]["type"] == "int8"
+    got = [[(h.id, round(h.score, 4)) for h in store.search_images(q, "semantic", k=10)] for q in queries]
+    store.optimize()  # waits for the quantized vectors (the background optimize may still run)
+    after = [[(h.id, round(h.score, 4)) for h in store.search_images(q, "semantic", k=10)] for q in queries]
+    store.close()
+    assert got == expected and after == expected
+
+
+def test_quantization_setting_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="IMGSEARCH_QUANTIZATION"):
+        open_store(Settings.from_env({"IMGSEARCH_DATA": str(tmp_path), "IMGSEARCH_QUANTIZATION": "int4"}))
+    store = open_store(Settings.from_env({"IMGSEARCH_DATA": str(tmp_path), "IMGSEARCH_QUANTIZATION": "None"}))
+    store.ensure_collections(VIS, SEM, WORD)
+    store.close()
+    config = json.loads((tmp_path / "qdrant" / IMAGES / "edge_config.json").read_text())
+    assert "quantization_config" not in config["vectors"][SEMANTIC]
 
 
 def test_usable_cpus_follow_a_container_cpu_limit(tmp_path):
