@@ -417,8 +417,10 @@ class EdgeStore(VectorStore):
             raise FailedPrecondition("the vector store is closed")
 
     def _params(self) -> qe.SearchParams | None:
-        if not self._quantize:
-            return qe.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        if not self._quantize:  # search the original vectors, even of a collection quantized before
+            return qe.SearchParams(
+                hnsw_ef=self._hnsw_ef, quantization=qe.QuantizationSearchParams(ignore=True)
+            )
         rescore = qe.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
         return qe.SearchParams(hnsw_ef=self._hnsw_ef, quantization=rescore)
 

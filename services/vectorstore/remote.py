@@ -320,8 +320,10 @@ class RemoteStore(VectorStore):
     def _params(self) -> models.SearchParams | None:
         if self._local:  # local mode searches exactly and warns about any search parameters
             return None
-        if not self._quantize:
-            return models.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        if not self._quantize:  # search the original vectors, even of a collection quantized before
+            return models.SearchParams(
+                hnsw_ef=self._hnsw_ef, quantization=models.QuantizationSearchParams(ignore=True)
+            )
         rescore = models.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
         return models.SearchParams(hnsw_ef=self._hnsw_ef, quantization=rescore)
 
