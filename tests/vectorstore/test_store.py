@@ -340,7 +340,9 @@ def test_edge_quantizes_by_default_and_builds_it_for_an_older_store_without_chan
     store.close()
     assert got == expected and after == expected
     off = EdgeStore(tmp_path / "qdrant", quantize=False)  # turned off again: searches ignore it
-    assert [[(h.id, round(h.score, 4)) for h in off.search_images(q, "semantic", k=10)] for q in queries] == expected
+    assert [
+        [(h.id, round(h.score, 4)) for h in off.search_images(q, "semantic", k=10)] for q in queries
+    ] == expected
     off.close()
 
 
