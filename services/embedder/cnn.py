@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from services.config.cpus import usable_cpus
 
 if TYPE_CHECKING:
     import keras
@@ -75,7 +76,7 @@ def _tensorflow() -> Any:
                 import tensorflow as tf
 
             tf.get_logger().setLevel(logging.ERROR)
-            cores = usable_cores()
+            cores = usable_cpus()
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(cores)
                 tf.config.threading.set_inter_op_parallelism_threads(min(2, cores))
@@ -107,19 +108,6 @@ def _stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def usable_cores() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (containers), so TF
-    does not start 64 threads in a pod limited to 2 CPUs."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
 
 
 def _keras() -> Any:

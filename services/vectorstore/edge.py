@@ -19,8 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import math
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from services.config.cpus import usable_cpus
 from services.errors import FailedPrecondition, InvalidArgument
 from services.vectorstore import payloads
 from services.vectorstore.base import (
@@ -68,19 +67,6 @@ def default_search_threads() -> int:
     """
     cpus = usable_cpus()
     return 1 if cpus <= 4 else cpus
-
-
-def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a container's CPU
-    limit, which the affinity does not show: a pod limited to 2 CPUs on a 64-core node sees 64)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 limit readable: the affinity stands
-    return cpus
 
 
 class EdgeStore(VectorStore):

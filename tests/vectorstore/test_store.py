@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient
 from services.config.settings import Settings
 from services.errors import FailedPrecondition, InvalidArgument, Unavailable
 from services.vectorstore import IMAGES, SEMANTIC, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
-from services.vectorstore.edge import EdgeStore, default_search_threads, usable_cpus
+from services.vectorstore.edge import EdgeStore, default_search_threads
 from services.vectorstore.remote import RemoteStore
 
 VIS, SEM, WORD = 16, 8, 8
@@ -354,18 +354,6 @@ def test_quantization_setting_is_checked(tmp_path):
     store.close()
     config = json.loads((tmp_path / "qdrant" / IMAGES / "edge_config.json").read_text())
     assert "quantization_config" not in config["vectors"][SEMANTIC]
-
-
-def test_usable_cpus_follow_a_container_cpu_limit(tmp_path):
-    host = usable_cpus(tmp_path / "missing")
-    assert host >= 1
-    limit = tmp_path / "cpu.max"
-    limit.write_text("150000 100000\n")  # 1.5 CPUs: a search pool gets at most 2
-    assert usable_cpus(limit) == min(host, 2)
-    limit.write_text("max 100000\n")
-    assert usable_cpus(limit) == host
-    limit.write_text("garbage\n")
-    assert usable_cpus(limit) == host
 
 
 @pytest.mark.slow
