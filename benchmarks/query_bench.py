@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import resource
 import shutil
 import tempfile
 import time
@@ -216,7 +215,7 @@ def run_grpc(
 ) -> dict[str, Any]:
     """`clients` processes at once; latencies pooled, throughput over the common window."""
     ctx = get_context("spawn")
-    server_cpu0 = _process_cpu()
+    server_cpu0 = time.process_time()  # this process's CPU, all threads: the server's when it runs here
     with ProcessPoolExecutor(max_workers=clients, mp_context=ctx) as pool:
         start_at = time.time() + 3.0 + 0.5 * clients  # after every process has started and warmed up
         jobs = [
@@ -226,7 +225,7 @@ def run_grpc(
             for i in range(clients)
         ]
         outs = [j.result() for j in jobs]
-    server_cpu = _process_cpu() - server_cpu0  # includes the warm-up calls
+    server_cpu = time.process_time() - server_cpu0  # includes the warm-up calls
     latencies = [x for o in outs for x in o["latencies"]]
     calls = len(latencies)
     window = max(o["ended"] for o in outs) - min(o["began"] for o in outs)
@@ -239,12 +238,6 @@ def run_grpc(
         "client_cpu_ms_per_call": 1000 * sum(o["cpu_s"] for o in outs) / calls,
         "server_cpu_ms_per_call": 1000 * server_cpu / (calls + warmup * clients),
     }
-
-
-def _process_cpu() -> float:
-    """CPU seconds (user + system) of this process, all threads: the server's when it runs here."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_direct(store, vectors: np.ndarray, threads: int, per_thread: int) -> dict[str, Any]:

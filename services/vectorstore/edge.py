@@ -118,9 +118,10 @@ class EdgeStore(VectorStore):
         self._lock_file = _lock_dir(self._root)
         try:
             for name in (IMAGES, WORDS):
-                dims = self._stored_dims(name)
-                if dims is not None:
-                    quantized = self._stored_quantized(name)
+                stored = self._stored_vectors(name)
+                if stored is not None:
+                    dims = {vname: int(params["size"]) for vname, params in stored.items()}
+                    quantized = all(params.get("quantization_config") for params in stored.values())
                     self._shards[name] = self._edge_call(
                         qe.EdgeShard.load, str(self._path(name)), self._config(dims)
                     )
@@ -335,17 +336,13 @@ class EdgeStore(VectorStore):
     def _path(self, name: str) -> Path:
         return self._root / name
 
-    def _stored_dims(self, name: str) -> dict[str, int] | None:
-        """Vector sizes from the shard's own config file, or None when the shard does not exist."""
+    def _stored_vectors(self, name: str) -> dict[str, dict[str, Any]] | None:
+        """Vector parameters (size, quantization) from the shard's own config file, or None when the
+        shard does not exist."""
         path = self._path(name) / _CONFIG_FILE
         if not path.exists():
             return None
-        config = json.loads(path.read_text())
-        return {vname: int(params["size"]) for vname, params in config["vectors"].items()}
-
-    def _stored_quantized(self, name: str) -> bool:
-        config = json.loads((self._path(name) / _CONFIG_FILE).read_text())
-        return all(params.get("quantization_config") for params in config["vectors"].values())
+        return json.loads(path.read_text())["vectors"]
 
     def _config(self, dims: dict[str, int]) -> qe.EdgeConfig:
         quantization = (
