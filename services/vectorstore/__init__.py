@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from services.vectorstore.base import (
+from imgsearch.vectorstore.base import (
     IMAGES,
-    QUANTIZATIONS,
     SEMANTIC,
     VISUAL,
     WORDS,
@@ -20,9 +19,10 @@ from services.vectorstore.base import (
     VectorName,
     VectorStore,
 )
+from imgsearch.vectorstore.engine import QUANTIZATIONS
 
 if TYPE_CHECKING:
-    from services.config.settings import Settings
+    from imgsearch.config.settings import Settings
 
 __all__ = [
     "IMAGES",
@@ -52,12 +52,14 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
         )
     quantize = settings.quantization == "int8"
     if settings.qdrant_url:
-        from services.vectorstore.remote import RemoteStore
+        from imgsearch.vectorstore.remote import RemoteStore
 
         if settings.qdrant_url == ":memory:":
             from qdrant_client import QdrantClient
 
-            return RemoteStore(client=QdrantClient(":memory:"), hnsw_ef=hnsw_ef, quantize=quantize)
+            return RemoteStore(
+                client=QdrantClient(":memory:"), local=True, hnsw_ef=hnsw_ef, quantize=quantize
+            )
 
         return RemoteStore(
             settings.qdrant_url,
@@ -67,7 +69,7 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
             replicas=settings.qdrant_replicas,
             quantize=quantize,
         )
-    from services.vectorstore.edge import EdgeStore
+    from imgsearch.vectorstore.edge import EdgeStore
 
     return EdgeStore(
         settings.data_dir / "qdrant",

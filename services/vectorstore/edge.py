@@ -8,10 +8,9 @@ Why this shape:
 - One process owns the shards: `<root>/.lock` (flock) refuses a second store on the same directory
   instead of letting two engines write the same files.
 - Locks are always taken in the order optimize -> admin -> write.
-- Qdrant Edge has no background optimizer: points land in an appendable segment searched by
-  brute force until `optimize()` builds HNSW. The store counts points written since the last
-  optimize and, past `auto_optimize_points`, optimizes on a background thread so the write that
-  crossed the line returns at once. The engine holds later writes while it optimizes.
+- Qdrant Edge has no background optimizer; an `AutoOptimizer` builds HNSW after bulk writes.
+- The engine raises plain `Exception`s, with no type or code to tell them apart, so failures are
+  classified by what the store knows: a shard closed under a call, or a shard that will not load.
 """
 
 from __future__ import annotations
@@ -21,40 +20,33 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from importlib import metadata as pkg_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import qdrant_edge as qe
 
-from services.config.cpus import usable_cpus
-from services.errors import FailedPrecondition, InvalidArgument
-from services.vectorstore import payloads
-from services.vectorstore.base import (
+from imgsearch.config.cpus import usable_cpus
+from imgsearch.errors import FailedPrecondition
+from imgsearch.vectorstore.base import (
     IMAGES,
-    QUANTIZATION_OVERSAMPLING,
-    QUANTIZATION_QUANTILE,
-    SEMANTIC,
-    VISUAL,
+    PAYLOAD_INDEXES,
     WORDS,
-    CollectionDims,
-    Hit,
-    ImagePoint,
     PayloadFilter,
-    VectorName,
     VectorStore,
-    as_vector,
-    check_k,
-    check_point_id,
-    image_from_record,
-    word_matrix,
+    missing_collection,
 )
+from imgsearch.vectorstore.engine import QUANTIZATION_QUANTILE, Match, Row, engine_filter, search_params
+from imgsearch.vectorstore.optimizer import AutoOptimizer, Job
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _CONFIG_FILE = "edge_config.json"
+_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
 
 
 def default_search_threads() -> int:
@@ -93,233 +85,71 @@ class EdgeStore(VectorStore):
         full_scan_threshold_kb: below this much vector data a search scans instead of walking the
             graph (None = Qdrant's default, 10 MB, where a scan is as fast); tests lower it.
         search_threads: threads of each shard's search pool (None = `default_search_threads()`).
-        quantize: int8 scalar quantization of the vectors, with rescoring (see base.QUANTIZATION_*);
+        quantize: int8 scalar quantization of the vectors, with rescoring (see engine.QUANTIZATION_*);
             a store created without it gets it built by a background optimize when opened with it.
         """
-        self._root = Path(root)
-        self._hnsw_ef = hnsw_ef
-        self._auto_optimize_points = auto_optimize_points
-        self._indexing_threshold_kb = indexing_threshold_kb
-        self._background = background_optimize
-        self._full_scan_threshold_kb = full_scan_threshold_kb
         if search_threads is not None and search_threads < 0:
             raise ValueError(f"search_threads must not be negative, got {search_threads}")
+        self._root = Path(root)
+        self._indexing_threshold_kb = indexing_threshold_kb
+        self._full_scan_threshold_kb = full_scan_threshold_kb
         self._search_threads = search_threads or default_search_threads()
         self._quantize = quantize
+        self._params = search_params(qe, hnsw_ef, quantize)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, dict[str, int]] = {}
-        self._pending: dict[str, int] = {IMAGES: 0, WORDS: 0}
         self._admin_lock = threading.RLock()
         self._write_locks = {IMAGES: threading.Lock(), WORDS: threading.Lock()}
-        self._optimize_lock = threading.Lock()
-        self._optimize_wanted = threading.Event()
-        self._optimizer: threading.Thread | None = None
-        self._closed = False
+        self._optimizer = AutoOptimizer(
+            self._optimize_job,
+            (IMAGES, WORDS),
+            every=auto_optimize_points,
+            background=background_optimize,
+            admin=self._admin_lock,
+        )
         self._lock_file = _lock_dir(self._root)
         try:
             for name in (IMAGES, WORDS):
-                stored = self._stored_vectors(name)
-                if stored is not None:
-                    dims = {vname: int(params["size"]) for vname, params in stored.items()}
-                    quantized = all(params.get("quantization_config") for params in stored.values())
-                    self._shards[name] = self._edge_call(
-                        qe.EdgeShard.load, str(self._path(name)), self._config(dims)
-                    )
-                    self._dims[name] = dims
-                    if quantize and not quantized:  # build the quantized vectors of an older store
-                        self._pending[name] = max(1, self._auto_optimize_points)
-                        self._optimize_soon()
+                self._load(name)
         except BaseException:
             self._closed = True
-            self._optimize_wanted.set()  # ends an optimizer started for an older store
+            self._optimizer.stop()  # ends an optimizer started for an older store
             for shard in self._shards.values():
                 shard.close()
             self._lock_file.close()
             raise
 
-    # -- collections -------------------------------------------------------------------------
+    # -- public methods that need this engine's locks ----------------------------------------
 
     def ensure_collections(self, visual_dim: int, semantic_dim: int, word_dim: int) -> None:
-        wanted = {IMAGES: {VISUAL: visual_dim, SEMANTIC: semantic_dim}, WORDS: {"": word_dim}}
         with self._admin_lock:
-            self._check_open()
-            for name, dims in wanted.items():
-                have = self._dims.get(name)
-                if have is not None and have != dims:
-                    raise FailedPrecondition(
-                        f"collection {name!r} has vector sizes {_fmt(have)}, the models give {_fmt(dims)}; "
-                        f"reindex (drop the collection and ingest again) to switch models"
-                    )
-            for name, dims in wanted.items():
-                if name not in self._shards:
-                    self._create(name, dims)
-
-    def collection_dims(self) -> CollectionDims | None:
-        images, words = self._dims.get(IMAGES), self._dims.get(WORDS)
-        if images is None or words is None:
-            return None
-        return CollectionDims(visual=images[VISUAL], semantic=images[SEMANTIC], word=words[""])
-
-    def drop_collection(self, name: str) -> None:
-        if name not in (IMAGES, WORDS):
-            raise InvalidArgument(f"unknown collection {name!r}")
-        with self._optimize_lock, self._admin_lock, self._write_locks[name]:
-            shard = self._shards.pop(name, None)
-            self._dims.pop(name, None)
-            if shard is not None:
-                shard.close()
-            shutil.rmtree(self._path(name), ignore_errors=True)
-            self._pending[name] = 0
-
-    # -- images ------------------------------------------------------------------------------
-
-    def upsert_images(self, points: list[ImagePoint]) -> None:
-        if not points:
-            return
-        dims = self._require_dims(IMAGES)
-        edge_points = [
-            qe.Point(
-                check_point_id(p.id),
-                {
-                    VISUAL: as_vector(p.visual, dims[VISUAL], "visual vector"),
-                    SEMANTIC: as_vector(p.semantic, dims[SEMANTIC], "semantic vector"),
-                },
-                payloads.to_stored(p.payload),
-            )
-            for p in points
-        ]
-        with self._write_locks[IMAGES]:
-            self._edge_call(self._shard(IMAGES).update, qe.UpdateOperation.upsert_points(edge_points))
-        self._wrote(IMAGES, len(points))
-
-    def existing_ids(self, ids: list[str]) -> set[str]:
-        if not ids:
-            return set()
-        wanted = [check_point_id(i) for i in ids]
-        records = self._edge_call(self._shard(IMAGES).retrieve, wanted, False, False)
-        return {str(r.id) for r in records}
-
-    def get_image(self, id: str) -> ImagePoint | None:
-        records = self._edge_call(self._shard(IMAGES).retrieve, [check_point_id(id)], True, True)
-        return image_from_record(records[0]) if records else None
-
-    def search_images(
-        self, vector: np.ndarray, using: VectorName, k: int, flt: PayloadFilter | None = None
-    ) -> list[Hit]:
-        dims = self._require_dims(IMAGES)
-        if using not in (VISUAL, SEMANTIC):
-            raise InvalidArgument(f"unknown vector {using!r}; use 'visual' or 'semantic'")
-        query = qe.QueryRequest(
-            limit=check_k(k),
-            query=qe.Query.Nearest(as_vector(vector, dims[using], f"{using} query"), using=using),
-            filter=_filter(flt),
-            with_payload=True,
-            params=self._params(),
-        )
-        scored = self._edge_call(self._shard(IMAGES).query, query)
-        return [
-            Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload)) for p in scored
-        ]
+            super().ensure_collections(visual_dim, semantic_dim, word_dim)
 
     def delete_images(
         self, ids: list[str] | None = None, flt: PayloadFilter | None = None, all: bool = False
     ) -> int:
-        shard = self._shard(IMAGES)
-        with self._write_locks[IMAGES]:
-            if all:
-                deleted = self._count(shard, None)
-                op = qe.UpdateOperation.delete_points_by_filter(qe.Filter())
-            elif ids:
-                wanted = [check_point_id(i) for i in ids]
-                deleted = len(self.existing_ids(wanted))
-                op = qe.UpdateOperation.delete_points(wanted)
-            elif flt is not None and not flt.is_empty():
-                deleted = self._count(shard, _filter(flt))
-                op = qe.UpdateOperation.delete_points_by_filter(_filter(flt))
-            else:
-                raise InvalidArgument("delete needs ids, a non-empty filter, or all=True")
-            if deleted:
-                self._edge_call(shard.update, op)
-        return deleted
-
-    def count_images(self, flt: PayloadFilter | None = None) -> int:
-        return self._count(self._shard(IMAGES), _filter(flt))
-
-    def iter_images(self, batch: int = 256) -> Iterator[ImagePoint]:
-        offset: Any = None
-        while True:
-            request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True)
-            records, offset = self._edge_call(self._shard(IMAGES).scroll, request)
-            yield from (image_from_record(r) for r in records)
-            if offset is None:
-                return
-
-    # -- words -------------------------------------------------------------------------------
-
-    def upsert_words(self, start_rank: int, words: list[str], vectors: np.ndarray) -> None:
-        matrix = word_matrix(words, vectors, self._require_dims(WORDS)[""])
-        edge_points = [
-            qe.Point(start_rank + i, matrix[i], {payloads.WORD: w, payloads.RANK: start_rank + i})
-            for i, w in enumerate(words)
-            if np.any(matrix[i])  # a zero vector has no cosine direction; Qdrant would store NaNs
-        ]
-        with self._write_locks[WORDS]:
-            self._edge_call(self._shard(WORDS).update, qe.UpdateOperation.upsert_points(edge_points))
-        self._wrote(WORDS, len(edge_points))
-
-    def search_words(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        dim = self._require_dims(WORDS)[""]
-        query = qe.QueryRequest(
-            limit=check_k(k),
-            query=qe.Query.Nearest(as_vector(vector, dim, "word query")),
-            with_payload=True,
-            params=self._params(),
-        )
-        scored = self._edge_call(self._shard(WORDS).query, query)
-        return [(str(p.payload[payloads.WORD]), float(p.score)) for p in scored]
-
-    def word_vector(self, word: str) -> np.ndarray | None:
-        request = qe.ScrollRequest(
-            limit=1,
-            filter=qe.Filter(must=[qe.FieldCondition(payloads.WORD, match=qe.MatchValue(word))]),
-            with_payload=False,
-            with_vector=True,
-        )
-        records, _ = self._edge_call(self._shard(WORDS).scroll, request)
-        if not records:
-            return None
-        vector = records[0].vector
-        if isinstance(vector, dict):
-            vector = vector[""]
-        return np.asarray(vector, dtype=np.float32)
-
-    def count_words(self) -> int:
-        return self._count(self._shard(WORDS), None)
-
-    # -- lifecycle ---------------------------------------------------------------------------
+        with self._write_locks[IMAGES]:  # the count and the delete see the same points
+            return super().delete_images(ids, flt, all)
 
     def optimize(self) -> None:
-        self._optimize_now(force=True)
+        self._optimizer.run(force=True)
 
     def indexed_vectors(self, name: str = IMAGES) -> int:
         """Vectors covered by an HNSW index (both named vectors count): shows optimize() took effect."""
-        return int(self._edge_call(self._shard(name).info).indexed_vectors_count)
+        return int(self._call(name, lambda shard: shard.info()).indexed_vectors_count)
 
     def flush(self) -> None:
         with self._admin_lock:
-            for shard in self._shards.values():
-                self._edge_call(shard.flush)
+            for name in list(self._shards):
+                self._call(name, lambda shard: shard.flush())
 
     def close(self) -> None:
         with self._admin_lock:
             if self._closed:
                 return
             self._closed = True
-            self._optimize_wanted.set()
-            optimizer = self._optimizer
-        if optimizer is not None:
-            optimizer.join()
-        with self._optimize_lock, self._admin_lock:
+        self._optimizer.stop()
+        with self._optimizer.lock, self._admin_lock:
             try:
                 for shard in self._shards.values():
                     shard.flush()
@@ -331,18 +161,101 @@ class EdgeStore(VectorStore):
     def describe(self) -> str:
         return f"qdrant-edge {_edge_version()} (embedded) at {self._root}"
 
+    # -- primitives --------------------------------------------------------------------------
+
+    def _stored_dims(self, name: str) -> dict[str, int] | None:
+        return self._dims.get(name)  # every shard on disk is loaded when the store opens
+
+    def _dims_of(self, name: str) -> dict[str, int]:
+        self._shard(name)
+        dims = self._dims.get(name)
+        if dims is None:  # dropped meanwhile
+            raise missing_collection(name)
+        return dims
+
+    def _create(self, name: str, dims: dict[str, int]) -> None:
+        path = self._path(name)
+        if path.exists():  # a half-created shard (no config file): start it over
+            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shard = qe.EdgeShard.create(str(path), self._config(dims))
+        for key, kind in PAYLOAD_INDEXES[name].items():
+            shard.update(qe.UpdateOperation.create_field_index(key, _SCHEMA[kind]))
+        shard.flush()
+        self._shards[name] = shard
+        self._dims[name] = dims
+        log.info("created collection %s (%s) at %s", name, dims, path)
+
+    def _drop(self, name: str) -> None:
+        with self._optimizer.lock, self._admin_lock, self._write_locks[name]:
+            shard = self._shards.pop(name, None)
+            self._dims.pop(name, None)
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self._path(name), ignore_errors=True)
+            self._optimizer.forget(name)
+
+    def _upsert(self, name: str, rows: list[Row]) -> None:
+        operation = qe.UpdateOperation.upsert_points([qe.Point(*row) for row in rows])
+        with self._write_locks[name]:
+            self._call(name, lambda shard: shard.update(operation))
+        self._optimizer.wrote(name, len(rows))
+
+    def _retrieve(self, name: str, ids: list[str], full: bool) -> list[Any]:
+        return self._call(name, lambda shard: shard.retrieve(ids, full, full))
+
+    def _query(
+        self, name: str, vector: np.ndarray, using: str | None, limit: int, match: Match | None
+    ) -> list[Any]:
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(vector, using=using),
+            filter=_filter(match),
+            with_payload=True,
+            params=self._params,
+        )
+        return self._call(name, lambda shard: shard.query(request))
+
+    def _scroll(
+        self, name: str, limit: int, offset: Any, match: Match | None, with_payload: bool
+    ) -> tuple[list[Any], Any]:
+        request = qe.ScrollRequest(
+            offset=offset, limit=limit, filter=_filter(match), with_payload=with_payload, with_vector=True
+        )
+        return self._call(name, lambda shard: shard.scroll(request))
+
+    def _count(self, name: str, match: Match | None) -> int:
+        request = qe.CountRequest(exact=True, filter=_filter(match))
+        return int(self._call(name, lambda shard: shard.count(request)))
+
+    def _delete(self, name: str, target: list[str] | Match) -> None:
+        """Callers hold the collection's write lock (delete_images)."""
+        if isinstance(target, list):
+            operation = qe.UpdateOperation.delete_points(target)
+        else:
+            operation = qe.UpdateOperation.delete_points_by_filter(_filter(target))
+        self._call(name, lambda shard: shard.update(operation))
+
     # -- internals ---------------------------------------------------------------------------
 
     def _path(self, name: str) -> Path:
         return self._root / name
 
-    def _stored_vectors(self, name: str) -> dict[str, dict[str, Any]] | None:
-        """Vector parameters (size, quantization) from the shard's own config file, or None when the
-        shard does not exist."""
+    def _load(self, name: str) -> None:
+        """Opens the shard the directory holds, if any, with this store's settings."""
         path = self._path(name) / _CONFIG_FILE
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())["vectors"]
+        if not path.exists():  # no shard, or a half-created one (`_create` starts it over)
+            return
+        stored = json.loads(path.read_text())["vectors"]
+        dims = {vname: int(params["size"]) for vname, params in stored.items()}
+        try:
+            self._shards[name] = qe.EdgeShard.load(str(self._path(name)), self._config(dims))
+        except Exception as e:  # the engine gives no error type: a shard it refuses cannot be served
+            raise FailedPrecondition(f"qdrant-edge cannot open collection {name!r}: {e}") from e
+        self._dims[name] = dims
+        quantized = all(params.get("quantization_config") for params in stored.values())
+        if self._quantize and not quantized:  # build the quantized vectors of an older store
+            self._optimizer.request(name)
 
     def _config(self, dims: dict[str, int]) -> qe.EdgeConfig:
         quantization = (
@@ -367,107 +280,36 @@ class EdgeStore(VectorStore):
             else qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=self._full_scan_threshold_kb),
         )
 
-    def _create(self, name: str, dims: dict[str, int]) -> None:
-        path = self._path(name)
-        if path.exists():  # a half-created shard (no config file): start it over
-            shutil.rmtree(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shard = self._edge_call(qe.EdgeShard.create, str(path), self._config(dims))
-        keyword = qe.PayloadSchemaType.Keyword
-        fields = [payloads.LABEL, payloads.META_KV] if name == IMAGES else [payloads.WORD]
-        for key in fields:
-            shard.update(qe.UpdateOperation.create_field_index(key, keyword))
-        if name == WORDS:
-            shard.update(qe.UpdateOperation.create_field_index(payloads.RANK, qe.PayloadSchemaType.Integer))
-        shard.flush()
-        self._shards[name] = shard
-        self._dims[name] = dims
-        log.info("created collection %s (%s) at %s", name, _fmt(dims), path)
-
     def _shard(self, name: str) -> qe.EdgeShard:
         shard = self._shards.get(name)
         if shard is None:
             self._check_open()
-            raise FailedPrecondition(f"collection {name!r} does not exist yet (ensure_collections first)")
+            raise missing_collection(name)
         return shard
 
-    def _require_dims(self, name: str) -> dict[str, int]:
-        self._shard(name)
-        return self._dims[name]
+    def _call(self, name: str, fn: Callable[[qe.EdgeShard], T]) -> T:
+        """Runs `fn` on the collection's shard.
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise FailedPrecondition("the vector store is closed")
-
-    def _params(self) -> qe.SearchParams | None:
-        if not self._quantize:  # search the original vectors, even of a collection quantized before
-            return qe.SearchParams(
-                hnsw_ef=self._hnsw_ef, quantization=qe.QuantizationSearchParams(ignore=True)
-            )
-        rescore = qe.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
-        return qe.SearchParams(hnsw_ef=self._hnsw_ef, quantization=rescore)
-
-    def _count(self, shard: qe.EdgeShard, flt: qe.Filter | None) -> int:
-        return int(self._edge_call(shard.count, qe.CountRequest(exact=True, filter=flt)))
-
-    def _edge_call(self, fn: Any, *args: Any) -> Any:
-        """Calls into the engine, turning its plain Exceptions into domain errors."""
+        A search takes no lock, so close() or drop_collection() may close the shard under it; the
+        engine then fails with a plain Exception, which the store's own state explains.
+        """
+        shard = self._shard(name)
         try:
-            return fn(*args)
+            return fn(shard)
         except Exception as e:
-            text = str(e)
-            if "not initialized" in text:
+            if self._closed:
                 raise FailedPrecondition("the vector store is closed") from e
-            if "ncompatible" in text:
-                raise FailedPrecondition(f"qdrant-edge: {text}") from e
+            if self._shards.get(name) is not shard:
+                raise missing_collection(name) from e
             raise
 
-    def _wrote(self, name: str, n: int) -> None:
-        if self._auto_optimize_points <= 0:
-            return
-        with self._admin_lock:
-            self._pending[name] += n
-            due = self._pending[name] >= self._auto_optimize_points
-        if not due:
-            return
-        if not self._background:
-            self._optimize_now(force=False)
-            return
-        self._optimize_soon()
+    def _optimize_job(self, name: str) -> Job | None:
+        shard = self._shards.get(name)
+        return None if shard is None else shard.optimize
 
-    def _optimize_soon(self) -> None:
-        """Wakes the background optimizer (started on first use) for the collections that are due."""
-        with self._admin_lock:
-            if self._closed:
-                return
-            if self._optimizer is None:
-                self._optimizer = threading.Thread(
-                    target=self._optimizer_loop, name="edge-optimizer", daemon=True
-                )
-                self._optimizer.start()
-            self._optimize_wanted.set()
 
-    def _optimizer_loop(self) -> None:
-        while True:
-            self._optimize_wanted.wait()
-            self._optimize_wanted.clear()
-            if self._closed:
-                return
-            try:
-                self._optimize_now(force=False)
-            except Exception:  # keep serving; the next trigger or close() retries
-                log.exception("background optimize failed")
-
-    def _optimize_now(self, force: bool) -> None:
-        with self._optimize_lock:
-            for name in (IMAGES, WORDS):
-                with self._admin_lock:
-                    shard = self._shards.get(name)
-                    if shard is None or (not force and self._pending[name] < self._auto_optimize_points):
-                        continue
-                    self._pending[name] = 0
-                changed = self._edge_call(shard.optimize)
-                log.info("optimized %s (changed=%s)", name, changed)
+def _filter(match: Match | None) -> qe.Filter | None:
+    return engine_filter(match, qe, qe.HasIdCondition)
 
 
 def _lock_dir(root: Path) -> Any:
@@ -483,22 +325,6 @@ def _lock_dir(root: Path) -> Any:
             f"(run the others against it over gRPC, or use a Qdrant server)"
         ) from None
     return handle
-
-
-def _filter(flt: PayloadFilter | None) -> qe.Filter | None:
-    if flt is None or flt.is_empty():
-        return None
-    must: list[Any] = []
-    if flt.label:
-        must.append(qe.FieldCondition(payloads.LABEL, match=qe.MatchValue(flt.label)))
-    for key, value in sorted(flt.metadata.items()):
-        must.append(qe.FieldCondition(payloads.META_KV, match=qe.MatchValue(payloads.meta_token(key, value))))
-    must_not = [qe.HasIdCondition({check_point_id(i) for i in flt.exclude_ids})] if flt.exclude_ids else None
-    return qe.Filter(must=must or None, must_not=must_not)
-
-
-def _fmt(dims: dict[str, int]) -> str:
-    return ", ".join(f"{name or 'word'}={size}" for name, size in dims.items())
 
 
 def _edge_version() -> str:

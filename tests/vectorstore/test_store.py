@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 from qdrant_client import QdrantClient
 
-from services.config.settings import Settings
-from services.errors import FailedPrecondition, InvalidArgument, Unavailable
-from services.vectorstore import IMAGES, SEMANTIC, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
-from services.vectorstore.edge import EdgeStore, default_search_threads
-from services.vectorstore.remote import RemoteStore
+from imgsearch.config.settings import Settings
+from imgsearch.errors import FailedPrecondition, InvalidArgument, Unavailable
+from imgsearch.vectorstore import IMAGES, SEMANTIC, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
+from imgsearch.vectorstore.edge import EdgeStore, default_search_threads
+from imgsearch.vectorstore.remote import RemoteStore
 
 VIS, SEM, WORD = 16, 8, 8
 LABELS = ("cat", "dog", "car")
@@ -55,7 +56,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
     if request.param == "edge":
         s: VectorStore = EdgeStore(tmp_path / "qdrant")
     else:
-        s = RemoteStore(client=QdrantClient(":memory:"))
+        s = RemoteStore(client=QdrantClient(":memory:"), local=True)
     s.ensure_collections(VIS, SEM, WORD)
     yield s
     s.close()
@@ -211,7 +212,7 @@ def test_dimension_mismatch_is_a_failed_precondition(store):
 
 
 def test_missing_collections_fail_clearly(tmp_path):
-    for s in (EdgeStore(tmp_path / "q"), RemoteStore(client=QdrantClient(":memory:"))):
+    for s in (EdgeStore(tmp_path / "q"), RemoteStore(client=QdrantClient(":memory:"), local=True)):
         assert s.collection_dims() is None
         with pytest.raises(FailedPrecondition):
             s.count_images()
@@ -426,3 +427,36 @@ def test_unreachable_server_is_unavailable():
         store.ensure_collections(VIS, SEM, WORD)
     assert time.monotonic() - start < 10
     store.close()
+
+
+def test_edge_call_on_a_shard_closed_under_it_is_a_failed_precondition(tmp_path):
+    """A search takes no lock: a drop or close may close the shard it is using. The engine's plain
+    Exception then becomes FailedPrecondition, read from the store's state."""
+    store = EdgeStore(tmp_path / "qdrant")
+    store.ensure_collections(VIS, SEM, WORD)
+
+    def count_after(closing):
+        def fn(shard):
+            closing()
+            return shard.count(qe.CountRequest(exact=True))
+
+        return fn
+
+    with pytest.raises(FailedPrecondition, match="does not exist"):
+        store._call(IMAGES, count_after(lambda: store.drop_collection(IMAGES)))
+    with pytest.raises(FailedPrecondition, match="closed"):
+        store._call(WORDS, count_after(store.close))
+
+
+def test_remote_local_mode_maps_a_collection_deleted_behind_its_back(tmp_path):
+    client = QdrantClient(":memory:")
+    store = RemoteStore(client=client, local=True)
+    store.ensure_collections(VIS, SEM, WORD)
+    assert store.count_images() == 0
+    client.delete_collection(IMAGES)  # the store still remembers its sizes
+    with pytest.raises(FailedPrecondition):
+        store.count_images()
+    store.close()
+    memory = open_store(Settings(data_dir=tmp_path, qdrant_url=":memory:"))
+    assert isinstance(memory, RemoteStore) and "local mode" in memory.describe()
+    memory.close()

@@ -1,0 +1,49 @@
+"""Input checks of the store layer: each rule is written once here and raises InvalidArgument.
+
+They run before a request reaches an engine, so both adapters refuse the same input with the same
+message, and the engine's own (untyped) complaints never reach callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from imgsearch.errors import InvalidArgument
+
+
+def check_point_id(id: str) -> str:
+    """Qdrant ids are UUIDs or integers; images use UUID strings, normalised to canonical form."""
+    try:
+        return str(uuid.UUID(str(id)))
+    except ValueError:
+        raise InvalidArgument(f"image id must be a UUID, got {id!r}") from None
+
+
+def check_k(k: int, most: int | None = None) -> int:
+    """The one check of a result count: at least 1, and at most `most` where a service sets a limit."""
+    if k < 1 or (most is not None and k > most):
+        bound = "at least 1" if most is None else f"between 1 and {most}"
+        raise InvalidArgument(f"k must be {bound}, got {k}")
+    return k
+
+
+def as_vector(vector: np.ndarray | list[float], dim: int | None = None, what: str = "vector") -> np.ndarray:
+    """A 1-d float32 vector of the expected size (InvalidArgument otherwise)."""
+    v = np.asarray(vector, dtype=np.float32)
+    if v.ndim != 1:
+        raise InvalidArgument(f"{what} must be one-dimensional, got shape {v.shape}")
+    if dim is not None and v.shape[0] != dim:
+        raise InvalidArgument(f"{what} has {v.shape[0]} dimensions, the collection has {dim}")
+    if not np.all(np.isfinite(v)):
+        raise InvalidArgument(f"{what} contains NaN or infinity")
+    return v
+
+
+def word_matrix(words: list[str], vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Word vectors as a (len(words), dim) float32 matrix (InvalidArgument otherwise)."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape != (len(words), dim):
+        raise InvalidArgument(f"expected {len(words)} word vectors of size {dim}, got shape {matrix.shape}")
+    return matrix

@@ -1,0 +1,120 @@
+"""AutoOptimizer: optimizes a collection once enough points were written to it since the last time.
+
+Qdrant Edge has no background optimizer: points land in an appendable segment searched by brute
+force until `optimize()` builds HNSW. This counts points written per collection and, past
+`every`, optimizes on a background thread so that the write that crossed the line returns at once
+(or inside that write, with `background=False`). The engine holds later writes while it optimizes.
+
+Locks are taken in the order `lock` (optimize) -> `admin` (the owner's) -> the owner's write locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], object]
+
+
+class AutoOptimizer:
+    """Counts writes per collection and runs `job_for(name)` when a collection is due.
+
+    job_for: called under the admin lock; the collection's optimize function, or None when the
+        collection does not exist (then it is skipped and stays due). The job itself runs outside
+        the admin lock, under `lock`, so that the owner can serve reads and take other locks.
+    """
+
+    def __init__(
+        self,
+        job_for: Callable[[str], Job | None],
+        names: Iterable[str],
+        *,
+        every: int,
+        background: bool,
+        admin: AbstractContextManager[object],
+    ):
+        self.lock = threading.Lock()  # held while a collection optimizes; the owner's drop and close take it
+        self._job_for = job_for
+        self._every = every
+        self._background = background
+        self._admin = admin
+        self._pending = dict.fromkeys(names, 0)
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def wrote(self, name: str, n: int) -> None:
+        """Counts `n` points written to `name`; optimizes when that makes it due (every=0: never)."""
+        if self._every <= 0:
+            return
+        with self._admin:
+            self._pending[name] += n
+            due = self._pending[name] >= self._every
+        if not due:
+            return
+        if not self._background:
+            self.run(force=False)
+            return
+        self._wake()
+
+    def request(self, name: str) -> None:
+        """Optimizes `name` soon in the background, whatever was written (e.g. to build quantization)."""
+        with self._admin:
+            self._pending[name] = max(1, self._every)
+        self._wake()
+
+    def forget(self, name: str) -> None:
+        """Drops the count of a collection that was deleted."""
+        with self._admin:
+            self._pending[name] = 0
+
+    def run(self, force: bool) -> None:
+        """Optimizes every collection that is due (all of them with `force`); blocks until done."""
+        with self.lock:
+            for name in self._pending:
+                with self._admin:
+                    if not force and self._pending[name] < self._every:
+                        continue
+                    job = self._job_for(name)
+                    if job is None:
+                        continue
+                    self._pending[name] = 0
+                changed = job()
+                log.info("optimized %s (changed=%s)", name, changed)
+
+    def stop(self) -> None:
+        """Ends the background thread, waiting for an optimize under way; later wakes do nothing.
+
+        Call it without holding the admin lock: the thread may need it to finish.
+        """
+        with self._admin:
+            self._stopped = True
+            self._wanted.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _wake(self) -> None:
+        """Wakes the background thread (started on first use) for the collections that are due."""
+        with self._admin:
+            if self._stopped:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="edge-optimizer", daemon=True)
+                self._thread.start()
+            self._wanted.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stopped:
+                return
+            try:
+                self.run(force=False)
+            except Exception:  # keep serving; the next trigger or close() retries
+                log.exception("background optimize failed")
