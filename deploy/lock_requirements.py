@@ -1,10 +1,12 @@
 """Writes the pinned requirement files the Docker build installs, from the environment that runs it.
 
 The image installs exact versions with `pip install --no-deps -r ...`, so an image built next month
-holds what was tested here. Two sets: `requirements.txt` (everything `imgsearch` needs, TensorFlow
-included: the `embedder` target) and `requirements-lite.txt` (the indexer and query services, which
-need no TensorFlow: the `lite` target). Each is the dependency closure of its roots, as installed in
-the running environment, with markers evaluated for this platform (Linux, CPython 3.11, the image's).
+holds what was tested here. Two sets: `requirements.txt` (everything `imgsearch[server]` needs,
+TensorFlow included: the `embedder` target) and `requirements-lite.txt` (the client and the indexer
+and query services, which need no TensorFlow: the `lite` target). Each is the dependency closure of
+its roots, as installed in the running environment, with markers evaluated for this platform (Linux,
+CPython 3.11, the image's). The roots come from pyproject.toml: its base dependencies (the client and
+the CLI's client commands) plus the `server` extra for the full set, plus LITE_SERVER for the lite one.
 
 Run from the repository root with the project's virtualenv:
     .venv/bin/python deploy/lock_requirements.py          # rewrite both files
@@ -16,30 +18,40 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as metadata
 import sys
+import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 HERE = Path(__file__).resolve().parent
-PROJECT = "imgsearch"
+PYPROJECT = HERE.parent / "pyproject.toml"
+# The extra that holds what serving needs; the base dependencies are the client's.
+SERVER_EXTRA = "server"
 
-# The runtime packages of the indexer and query services: no TensorFlow, no models, no word vectors
-# (the indexer streams the vocabulary from an embedder). Keep in step with pyproject.toml.
-LITE_ROOTS = (
-    "grpcio",
-    "grpcio-health-checking",
+# What the indexer and query services need from the `server` extra, on top of the base dependencies:
+# no TensorFlow, no models, no word vectors (the indexer streams the vocabulary from an embedder).
+# Each must be in the `server` extra of pyproject.toml (main() checks).
+LITE_SERVER = (
     "grpcio-reflection",
-    "protobuf",
     "qdrant-client",
     "qdrant-edge-py",
-    "numpy",
     "pillow",
     "prometheus-client",
 )
 
 # Installed in every Python image already; pinning them would fight the base image's pip.
 SKIP = {"pip"}
+
+
+def project_roots(extras: tuple[str, ...] = ()) -> list[str]:
+    """The names pyproject.toml requires: its base dependencies and those of `extras`. Read from the
+    file rather than the installed metadata, which lags until the project is reinstalled."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    lines = list(project["dependencies"])
+    for extra in extras:
+        lines.extend(project["optional-dependencies"][extra])
+    return [Requirement(line).name for line in lines]
 
 
 def _requirements(dist: metadata.Distribution) -> list[Requirement]:
@@ -93,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", action="store_true", help="print installed sizes of both sets")
     args = parser.parse_args(argv)
 
-    project = metadata.distribution(PROJECT)
-    full = closure([req.name for req in _requirements(project)])
-    lite = closure(list(LITE_ROOTS))
+    server = {canonicalize_name(n) for n in project_roots((SERVER_EXTRA,))}
+    stray = {canonicalize_name(n) for n in LITE_SERVER} - server
+    if stray:
+        raise SystemExit(f"LITE_SERVER names packages pyproject.toml does not require: {sorted(stray)}")
+    full = closure(project_roots((SERVER_EXTRA,)))
+    lite = closure([*project_roots(), *LITE_SERVER])
     missing = set(lite) - set(full)
     if missing:
-        raise SystemExit(f"lite packages not required by {PROJECT}: {sorted(missing)}")
+        raise SystemExit(f"lite packages outside the full set: {sorted(missing)}")
     (HERE / "requirements.txt").write_text(
         render(full, "Runtime packages of the full image (target `embedder`: every service, TensorFlow).")
     )
