@@ -7,25 +7,23 @@ which main() maps to an exit status in one place.
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
-from services.cli import output
-from services.cli.ingest import expand_paths, ingest_files
-from services.cli.progress import ProgressBar
-from services.cli.status import CommandError, ExitStatus
-from services.client import ClientError, ImageSearchClient, SearchResult, WordResult, from_settings
-from services.config import Settings
-
-ROLES = ("embedder", "indexer", "query")
+from imgsearch.cli import output
+from imgsearch.cli.ingest import expand_paths, ingest_files
+from imgsearch.cli.status import CommandError, ExitStatus
+from imgsearch.client import ClientError, ImageSearchClient, SearchResult, WordResult, from_settings
+from imgsearch.config import Settings
+from imgsearch.reports.html import NO_THUMBNAILS_NOTE, can_make_thumbnails
+from imgsearch.reports.progress import progress_bar
 
 
 def connect(args: argparse.Namespace, settings: Settings) -> ImageSearchClient:
     """A client that fails fast when nothing listens (a CLI should not hang on a dead address)."""
-    return from_settings(settings, timeout=getattr(args, "timeout", None) or 30.0, wait_for_ready=False)
+    return from_settings(settings, timeout=args.timeout or 30.0, wait_for_ready=False)
 
 
 def parse_meta(pairs: list[str] | None) -> dict[str, str]:
@@ -49,17 +47,28 @@ def read_image(path: str) -> bytes:
         raise CommandError(f"cannot read {path}: {e}", ExitStatus.ERROR) from None
 
 
-def _image_source(args: argparse.Namespace) -> tuple[bytes | None, str | None, str | None]:
+def _image_source(args: argparse.Namespace) -> tuple[bytes | None, str | None, Path | None]:
     """(image bytes, id, absolute path for the gallery) from `IMAGE` or `--id`."""
     if bool(args.image) == bool(args.id):
         raise CommandError("give an IMAGE file or --id ID (exactly one)", ExitStatus.USAGE)
     if args.image:
-        return read_image(args.image), None, str(Path(args.image).expanduser().absolute())
+        return read_image(args.image), None, Path(args.image).expanduser().absolute()
     return None, args.id, None
 
 
+def _write_gallery(gallery: output.Gallery, path: str, err: TextIO) -> None:
+    err.write(f"gallery written to {gallery.write(path)}\n")
+    if not can_make_thumbnails():  # the client-only install
+        err.write(NO_THUMBNAILS_NOTE + "\n")
+
+
 def _emit_images(
-    args: argparse.Namespace, result: SearchResult, title: str, out: TextIO, err: TextIO, query_image=None
+    args: argparse.Namespace,
+    result: SearchResult,
+    title: str,
+    out: TextIO,
+    err: TextIO,
+    query_image: Path | None = None,
 ) -> int:
     if args.json:
         output.write_json(output.images_json(result), out)
@@ -70,12 +79,17 @@ def _emit_images(
     if args.html:
         gallery = output.Gallery(title)
         gallery.add_images(title, result, query_image)
-        err.write(f"gallery written to {gallery.write(args.html)}\n")
+        _write_gallery(gallery, args.html, err)
     return ExitStatus.SUCCESS
 
 
 def _emit_words(
-    args: argparse.Namespace, words: list[WordResult], title: str, out: TextIO, err: TextIO, query_image=None
+    args: argparse.Namespace,
+    words: list[WordResult],
+    title: str,
+    out: TextIO,
+    err: TextIO,
+    query_image: Path | None = None,
 ) -> int:
     if args.json:
         output.write_json(output.words_json(words), out)
@@ -84,7 +98,7 @@ def _emit_words(
     if args.html:
         gallery = output.Gallery(title)
         gallery.add_words(title, words, query_image)
-        err.write(f"gallery written to {gallery.write(args.html)}\n")
+        _write_gallery(gallery, args.html, err)
     return ExitStatus.SUCCESS
 
 
@@ -134,7 +148,7 @@ def cmd_ingest(args, settings: Settings, out: TextIO, err: TextIO) -> int:
         if args.json:
             output.write_json(output.ingest_json(0, 0, [(m, "no such file") for m in found.missing]), out)
         raise CommandError("nothing to ingest", ExitStatus.NOT_FOUND)
-    with connect(args, settings) as client, ProgressBar(err, len(found.files), "ingest") as bar:
+    with connect(args, settings) as client, progress_bar(err, len(found.files), "ingest") as bar:
         outcome = ingest_files(
             client,
             found.files,
@@ -192,17 +206,19 @@ def cmd_vocab(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_reindex(args, settings: Settings, out: TextIO, err: TextIO) -> int:
-    try:  # the indexer owns re-embedding; imported only when asked
-        reindex = importlib.import_module("services.indexer.reindex")
-    except ModuleNotFoundError as e:
-        if e.name != "services.indexer.reindex":
-            raise
-        raise CommandError("reindex is not available in this build", ExitStatus.ERROR) from None
-
-    with connect(args, settings) as client:
-        result = reindex.run(settings, client)
-    if isinstance(result, dict):
-        output.write_json(result, out)
+    """Asks the indexer to re-embed every stored image with its current head, showing its progress."""
+    counts: dict = {}
+    with connect(args, settings) as client, progress_bar(err, None, "reindex") as bar:
+        for counts in client.reindex():  # the indexer's last message holds the final counts
+            bar.total = counts["total"]
+            bar.update(counts["done"] + counts["skipped"] - bar.n)
+    if args.json:
+        output.write_json(counts, out)
+    else:
+        out.write(
+            f"reindexed {counts['done']} of {counts['total']} images with head {counts['head']}, "
+            f"skipped {counts['skipped']} without CNN features\n"
+        )
     return ExitStatus.SUCCESS
 
 
@@ -211,16 +227,13 @@ def cmd_reindex(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 
 def cmd_serve(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Runs the chosen services in this process until SIGTERM; "all" (the default) means all three."""
-    unknown = sorted(set(args.roles) - {"all", *ROLES})
-    if unknown:
-        raise CommandError(
-            f"unknown service(s) {', '.join(unknown)}: choose all, {', '.join(ROLES)}", ExitStatus.USAGE
-        )
-    roles = list(ROLES) if not args.roles or "all" in args.roles else [r for r in ROLES if r in args.roles]
-    from services.serving import app  # TensorFlow and Qdrant load only for `serve`
+    from imgsearch.app import serve as app  # TensorFlow and Qdrant load only for `serve`
 
-    result = app.serve(settings, roles)
-    return int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+    try:
+        roles = app.parse_roles(args.roles)
+    except ValueError as e:
+        raise CommandError(str(e), ExitStatus.USAGE) from e
+    return app.serve(settings, roles)
 
 
 def cmd_health(args, settings: Settings, out: TextIO, err: TextIO) -> int:
@@ -242,7 +255,7 @@ def cmd_health(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 
 def cmd_warmup(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Converts and caches the models now (e.g. while building an image), not on first start."""
-    from services.embedder import runtime
+    from imgsearch.embedder import runtime
 
     err.write(f"warming up models in {settings.cache_dir}...\n")
     info = runtime.warmup(settings)
@@ -254,6 +267,6 @@ def cmd_warmup(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args, settings: Settings, out: TextIO, err: TextIO) -> int:
-    from services.cli import demo
+    from imgsearch.cli import demo
 
     return demo.run(args, settings, out, err)

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from services.cli import output
-from services.cli.ingest import ingest_files
-from services.cli.photos import SamplePhoto, find_photo, sample_photos
-from services.cli.progress import ProgressBar
-from services.cli.status import CommandError, ExitStatus
-from services.client import ClientError, ImageSearchClient
-from services.config import Settings
-from services.serving.process import ServerExited, ServerProcess
+from imgsearch.app.process import ServerExited, ServerProcess
+from imgsearch.cli import output
+from imgsearch.cli.ingest import ingest_files
+from imgsearch.cli.photos import SamplePhoto, find_photo, sample_photos
+from imgsearch.cli.status import CommandError, ExitStatus
+from imgsearch.client import ClientError, ImageSearchClient
+from imgsearch.config import Settings
+from imgsearch.reports.progress import progress_bar
 
 SIMILAR_TO = ("puppy.jpg", "black_cat.jpg", "chelsea.png")
 TAGS_FOR = (("beverages.jpg",), ("coffee.png",))
@@ -31,7 +31,7 @@ SEARCHES = ("dog", "ocean", "street", "cat sofa")
 
 def wait_until_serving(server: ServerProcess, err: TextIO, timeout: float) -> float:
     """Waits for SERVING, showing that it waits; returns the seconds waited."""
-    live = bool(getattr(err, "isatty", lambda: False)())
+    live = err.isatty()
     notes = [-15.0]
 
     def note(waited: float) -> None:
@@ -56,13 +56,10 @@ def wait_until_serving(server: ServerProcess, err: TextIO, timeout: float) -> fl
 class Walkthrough:
     """Runs the seed's queries, printing a table for each and adding each to the gallery."""
 
-    def __init__(
-        self, client: ImageSearchClient, photos: list[SamplePhoto], out: TextIO, err: TextIO, k: int
-    ):
+    def __init__(self, client: ImageSearchClient, photos: list[SamplePhoto], out: TextIO, k: int):
         self.client = client
         self.photos = photos
         self.out = out
-        self.err = err
         self.k = k
         self.gallery = output.Gallery("imgsearch demo: the seed's walk-through")
         self.failures = 0
@@ -135,7 +132,7 @@ class Walkthrough:
 def ingest_photos(client: ImageSearchClient, photos: list[SamplePhoto], err: TextIO) -> tuple[int, int, int]:
     """Ingests the photos labelled by file name; returns (new, duplicates, failed)."""
     labels = {p.path.absolute(): p.label for p in photos}
-    with ProgressBar(err, len(photos), "ingest") as bar:
+    with progress_bar(err, len(photos), "ingest") as bar:
         outcome = ingest_files(client, list(labels), labels=labels, progress=bar)
     for path, error in outcome.failed:
         err.write(f"failed: {path}: {error}\n")
@@ -180,7 +177,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
             f"({time.monotonic() - t:.1f}s)\n"
         )
 
-        walk = Walkthrough(client, photos, out, err, args.k)
+        walk = Walkthrough(client, photos, out, args.k)
         walk.run_all()
         page = walk.gallery.write(out_dir / "demo.html")
         out.write(f"\nHTML gallery: {page}\n")

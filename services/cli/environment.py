@@ -19,8 +19,3 @@ class Environment:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-
-    @property
-    def stderr_isatty(self) -> bool:
-        isatty = getattr(self.stderr, "isatty", None)
-        return bool(isatty and isatty())

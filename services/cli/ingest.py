@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.cli.progress import ProgressBar
-from services.client import ImageSearchClient, IngestItem, IngestSummary
+from tqdm import tqdm
+
+from imgsearch.client import ImageSearchClient, IngestItem, IngestSummary
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 _GLOB_CHARS = frozenset("*?[")
@@ -101,15 +103,20 @@ def ingest_files(
     client: ImageSearchClient,
     files: Sequence[Path],
     *,
+    progress: tqdm,
     labels: Mapping[Path, str] | None = None,
     label: str | None = None,
     label_from_dir: bool = False,
     metadata: Mapping[str, str] | None = None,
     max_image_bytes: int = 20 * 1024 * 1024,
-    progress: ProgressBar | None = None,
 ) -> IngestOutcome:
-    """Reads each file lazily and streams it; uri is the absolute path; progress counts sent files."""
+    """Reads each file lazily and streams it; uri is the absolute path; `progress` counts sent files."""
     local_failures: list[tuple[str, str]] = []
+    lock = threading.Lock()  # files are counted from this thread and from the client's gRPC threads
+
+    def count(_item: IngestItem | None = None) -> None:
+        with lock:
+            progress.update()
 
     def items() -> Iterator[IngestItem]:
         for path in files:
@@ -120,12 +127,10 @@ def ingest_files(
                 data = path.read_bytes()
             except (OSError, ValueError) as e:
                 local_failures.append((str(path), str(e)))
-                if progress is not None:
-                    progress.update()
+                count()
                 continue
             file_label = labels[path] if labels and path in labels else label_for(path, label, label_from_dir)
             yield IngestItem(image=data, uri=str(path), label=file_label, metadata=dict(metadata or {}))
 
-    on_sent = (lambda _item: progress.update()) if progress is not None else None
-    summary = client.ingest(items(), on_sent=on_sent)
+    summary = client.ingest(items(), on_sent=count)
     return IngestOutcome(summary, local_failures)

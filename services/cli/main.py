@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import TextIO
 
 import grpc
 
-from services.cli import commands
-from services.cli.environment import Environment
-from services.cli.status import CommandError, ExitStatus, exit_status_for
-from services.client import ClientError
-from services.config import Settings
+from imgsearch.cli import commands, train_eval
+from imgsearch.cli.environment import Environment
+from imgsearch.cli.status import CommandError, ExitStatus, exit_status_for
+from imgsearch.client import ClientError
+from imgsearch.config import Settings
 
 __all__ = ["Environment", "ExitStatus", "build_parser", "main"]
 
@@ -45,7 +46,18 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[object], object]]] = {
     "log_format": ("log_format", str),
 }
 
+# A command: (args, settings, stdout, stderr) -> exit status.
+Command = Callable[[argparse.Namespace, Settings, TextIO, TextIO], int]
+
 EPILOG = "exit status: " + ", ".join(f"{s.value} {s.name.lower()}" for s in ExitStatus)
+
+
+def package_version() -> str:
+    """The installed distribution's version; "unknown" when run from a tree that was never installed."""
+    try:
+        return importlib.metadata.version("imgsearch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -112,11 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Semantic image search over gRPC: search images by words or by image, tag images.",
         epilog=EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     conn, js = _connection_flags(), _json_flag()
 
-    def add(name: str, func, help: str, parents=(), **kwargs) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=list(parents), epilog=EPILOG, **kwargs)
+    def add(
+        name: str, func: Command, help: str, parents: Sequence[argparse.ArgumentParser] = ()
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=list(parents), epilog=EPILOG)
         p.set_defaults(func=func)
         return p
 
@@ -134,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(p)
 
     p = add("ingest", commands.cmd_ingest, "ingest image files, folders (recursively) and globs", [conn, js])
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files, folders (walked recursively), globs"
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--label", help="label for every image")
     g.add_argument("--label-from-dir", action="store_true", help="label each image with its folder's name")
@@ -143,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("search", commands.cmd_search, "text -> images", [conn, js, _query_flags(True)])
-    p.add_argument("text", nargs="+", metavar="TEXT")
+    p.add_argument("text", nargs="+", metavar="TEXT", help="words to search for (several are joined)")
 
     for name, func, help_, filters in (
         ("similar", commands.cmd_similar, "image -> similar images", True),
@@ -154,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--id", help="the id of a stored image instead of a file")
 
     p = add("words", commands.cmd_words, "word -> similar words", [conn, js, _query_flags(False)])
-    p.add_argument("word")
+    p.add_argument("word", metavar="WORD", help="a word of the vocabulary")
 
     p = add("delete", commands.cmd_delete, "delete images by id, by filter, or all", [conn, js])
     p.add_argument("--id", nargs="+", metavar="ID", help="ids to delete")
@@ -168,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="number of words (default: the configured size)")
     p.add_argument("--force", action="store_true", help="reload even when already loaded")
 
-    add("reindex", commands.cmd_reindex, "re-embed the stored images with the current model", [conn])
+    add("reindex", commands.cmd_reindex, "re-embed the stored images with the current model", [conn, js])
 
     p = add("demo", commands.cmd_demo, "start a server, ingest sample photos, show the walk-through")
     p.add_argument("--out", default="demo-output", help="folder for data, log and demo.html")
@@ -177,18 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the server to be ready")
     p.add_argument("-k", type=int, default=6, help="results per query (default 6)")
 
-    _add_train_eval(sub)
-    return parser
-
-
-def _add_train_eval(sub) -> None:
-    """`train` and `eval` live in their own module; wired only when it is there."""
-    if importlib.util.find_spec("services.cli.train_eval") is None:
-        return
-    from services.cli import train_eval
-
     train_eval.add_train_parser(sub)
     train_eval.add_eval_parser(sub)
+    return parser
 
 
 # -- running a command -----------------------------------------------------------------------------

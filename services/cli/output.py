@@ -5,9 +5,7 @@ The JSON shapes are part of the public contract (DESIGN.md, "CLI"); change them 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +13,14 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote, urlparse
 
-from services.client import ImageResult, SearchResult, WordResult
+from imgsearch.client import ImageResult, SearchResult, WordResult
+from imgsearch.reports.html import (
+    NO_THUMBNAILS_NOTE,
+    can_make_thumbnails,
+    page,
+    thumbnail_data_uri,
+    write_page,
+)
 
 URI_WIDTH = 48
 
@@ -138,28 +143,6 @@ def uri_to_path(uri: str) -> Path | None:
     return Path(uri)
 
 
-def thumbnail_data_uri(source: str | Path | bytes, size: int = 160) -> str | None:
-    """A JPEG data: URI of the image, or None when it is not a readable image."""
-    from PIL import Image, ImageOps  # Pillow only when a gallery is written
-
-    try:
-        if isinstance(source, bytes):
-            fp: io.BytesIO | Path = io.BytesIO(source)
-        else:
-            path = uri_to_path(str(source))
-            if path is None or not path.is_file():
-                return None
-            fp = path
-        with Image.open(fp) as img:
-            img = ImageOps.exif_transpose(img)
-            img.thumbnail((size, size))
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, format="JPEG", quality=80)
-    except Exception:  # any undecodable or unreadable file gets the placeholder
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 @dataclass
 class _Section:
     title: str
@@ -196,45 +179,33 @@ class Gallery:
         return len(self._sections)
 
     def _thumb(self, uri: str) -> str | None:
+        """The result's thumbnail, made once per uri; None for a uri that names no local file."""
         if uri not in self._thumbs:
-            self._thumbs[uri] = thumbnail_data_uri(uri, self.thumb_size)
+            path = uri_to_path(uri)
+            self._thumbs[uri] = None if path is None else thumbnail_data_uri(path, self.thumb_size)
         return self._thumbs[uri]
 
-    def _query(self, query_image: str | Path | bytes | None) -> tuple[str | None, str]:
+    def _query(self, query_image: Path | None) -> tuple[str | None, str]:
+        """The query image's thumbnail and caption (its path); nothing for a text query."""
         if query_image is None:
             return None, ""
-        if isinstance(query_image, bytes):
-            return thumbnail_data_uri(query_image, self.thumb_size), "query image"
         return self._thumb(str(query_image)), str(query_image)
 
-    def add_images(
-        self,
-        title: str,
-        result: SearchResult | Sequence[ImageResult],
-        query_image: str | Path | bytes | None = None,
-    ) -> None:
+    def add_images(self, title: str, result: SearchResult, query_image: Path | None = None) -> None:
         """A section of image results (search, similar); unknown query words become a note."""
-        results = result.results if isinstance(result, SearchResult) else list(result)
-        unknown = result.unknown_terms if isinstance(result, SearchResult) else []
         thumb, caption = self._query(query_image)
+        unknown = result.unknown_terms
         note = f"unknown words: {', '.join(unknown)}" if unknown else ""
-        self._sections.append(_Section(title, thumb, caption, list(results), None, note))
+        self._sections.append(_Section(title, thumb, caption, list(result.results), None, note))
 
-    def add_words(
-        self, title: str, words: Sequence[WordResult], query_image: str | Path | bytes | None = None
-    ) -> None:
+    def add_words(self, title: str, words: Sequence[WordResult], query_image: Path | None = None) -> None:
         """A section of word results (tags, similar words), with the query image if there is one."""
         thumb, caption = self._query(query_image)
         self._sections.append(_Section(title, thumb, caption, [], list(words)))
 
     def render(self) -> str:
         esc = html.escape
-        parts = [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{esc(self.title)}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{esc(self.title)}</h1>",
-        ]
+        parts = [] if can_make_thumbnails() else [f'<p class="note">{esc(NO_THUMBNAILS_NOTE)}</p>']
         for s in self._sections:
             parts.append(f"<section><h2>{esc(s.title)}</h2>")
             if s.note:
@@ -255,8 +226,7 @@ class Gallery:
             if not s.images and s.words is None:
                 parts.append("<p>(no results)</p>")
             parts.append("</section>")
-        parts.append("</body></html>")
-        return "\n".join(parts) + "\n"
+        return page(self.title, parts, _CSS)
 
     def _card(
         self, thumb: str | None, score: str, label: str, uri: str, id: str = "", css: str = "card"
@@ -272,7 +242,4 @@ class Gallery:
         )
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.render(), encoding="utf-8")
-        return path
+        return write_page(path, self.render())

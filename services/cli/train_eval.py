@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from services.cli.status import ExitStatus
-from services.config import Settings
-from services.errors import ServiceError
+from imgsearch.cli.status import ExitStatus
+from imgsearch.config import Settings
+from imgsearch.errors import ServiceError
 
 _STATUS = {
     "INVALID_ARGUMENT": ExitStatus.USAGE,
@@ -91,28 +91,31 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _apply(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with the local flags (`_local_flags`) the user gave replacing the environment's."""
     changes: dict[str, Any] = {}
-    if getattr(args, "data", None):
+    if args.data:
         changes["data_dir"] = Path(args.data)
-    if getattr(args, "cache_dir", None):
+    if args.cache_dir:
         changes["cache_dir"] = Path(args.cache_dir)
-    if getattr(args, "glove", None):
+    if args.glove:
         changes["glove"] = args.glove
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
-def _fail(err: TextIO, error: Exception) -> int:
-    err.write(f"error: {getattr(error, 'message', None) or error}\n")
+def _fail(err: TextIO, error: ServiceError | OSError) -> int:
+    """Reports a domain or file error in one line; its exit status."""
     if isinstance(error, ServiceError):
+        err.write(f"error: {error.message}\n")
         return int(_STATUS.get(error.code_name, ExitStatus.ERROR))
+    err.write(f"error: {error}\n")
     return int(ExitStatus.NOT_FOUND if isinstance(error, FileNotFoundError) else ExitStatus.ERROR)
 
 
 def run_train(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    from services.embedder.datasets import load_dataset
-    from services.embedder.features import cached_features
-    from services.embedder.training import TrainConfig, default_out, train_head
-    from services.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.training.datasets import load_dataset
+    from imgsearch.embedder.training.features import cached_features
+    from imgsearch.embedder.training.trainer import TrainConfig, default_out, train_head
+    from imgsearch.embedder.wordvectors import load_word_vectors
 
     settings = _apply(settings, args)
     try:
@@ -132,7 +135,7 @@ def run_train(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
         features = cached_features(dataset, settings.cache_dir, stream=err)
         head = train_head(dataset, features, words, holdout, config, stream=err)
         path = head.save(Path(args.out) if args.out else default_out(settings, dataset.name))
-    except (ServiceError, FileNotFoundError, OSError) as e:
+    except (ServiceError, OSError) as e:
         return _fail(err, e)
     m = head.meta
     best = m["losses"][m["best_epoch"] - 1]
@@ -145,9 +148,10 @@ def run_train(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
     return int(ExitStatus.SUCCESS)
 
 
-def _head_vectors(spec: str, words: Any, settings: Settings, feats: Any) -> tuple[str, Any, np.ndarray]:
-    from services.embedder.devise import load_devise_head
-    from services.embedder.heads import ConseHead
+def _head_vectors(spec: str, words: Any, feats: Any) -> tuple[str, np.ndarray]:
+    """The head's report name and its vectors of the test images."""
+    from imgsearch.embedder.devise import load_devise_head
+    from imgsearch.embedder.heads import ConseHead
 
     if spec == "conse":
         head: Any = ConseHead.from_word_vectors(words)
@@ -155,16 +159,15 @@ def _head_vectors(spec: str, words: Any, settings: Settings, feats: Any) -> tupl
     else:
         head = load_devise_head(spec, words)
         name = f"devise:{Path(spec).name}"
-    vectors = head.embed(np.asarray(feats.features), np.asarray(feats.logits))
-    return name, head, vectors
+    return name, head.embed(np.asarray(feats.features), np.asarray(feats.logits))
 
 
 def run_eval(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    from services.embedder.datasets import load_dataset
-    from services.embedder.devise import class_vectors
-    from services.embedder.evaluation import evaluate, write_html
-    from services.embedder.features import cached_features
-    from services.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.devise import class_vectors
+    from imgsearch.embedder.training.datasets import load_dataset
+    from imgsearch.embedder.training.evaluation import evaluate, write_html
+    from imgsearch.embedder.training.features import cached_features
+    from imgsearch.embedder.wordvectors import load_word_vectors
 
     settings = _apply(settings, args)
     specs = args.eval_heads or [settings.head]
@@ -172,7 +175,7 @@ def run_eval(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
         dataset = load_dataset(args.dataset)
         holdout_names = _holdout(args.holdout_classes)
         if not args.holdout_classes and specs[0] != "conse":  # default: what the head was trained without
-            from services.embedder.devise import DeviseHead
+            from imgsearch.embedder.devise import DeviseHead
 
             holdout_names = DeviseHead.read(specs[0]).meta.get("holdout_classes", [])
         holdout = dataset.class_index(holdout_names)
@@ -183,12 +186,12 @@ def run_eval(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
         labels = dataset.labels[test]
         reports, examples = [], {}
         for spec in specs:
-            name, _, vectors = _head_vectors(spec, words, settings, feats)
+            name, vectors = _head_vectors(spec, words, feats)
             rep = evaluate(vectors, labels, cvecs, dataset.classes, holdout, head=name)
             reports.append(rep)
             if args.html:
                 examples[name] = _examples(dataset, test, labels, vectors, cvecs)
-    except (ServiceError, FileNotFoundError, OSError) as e:
+    except (ServiceError, OSError) as e:
         return _fail(err, e)
     if args.html:
         write_html(args.html, reports, examples, f"imgsearch eval {dataset.name}")

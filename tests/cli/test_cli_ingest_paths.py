@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from services.cli.ingest import expand_paths, label_for
+from imgsearch.cli.ingest import expand_paths, label_for
 
 
 @pytest.fixture()

@@ -6,18 +6,20 @@ without the models; the lead's end-to-end tests run the same commands against th
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
+import re
 from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
 
-from services.cli.main import Environment, ExitStatus, apply_flags, build_parser, main
-from services.cli.status import exit_status_for
-from services.config import Settings
-from services.protogen.imagesearch.v1 import (
+from imgsearch.cli.main import Environment, ExitStatus, apply_flags, build_parser, main
+from imgsearch.cli.status import exit_status_for
+from imgsearch.config import Settings
+from imgsearch.protogen.imagesearch.v1 import (
     common_pb2,
     indexer_pb2,
     indexer_pb2_grpc,
@@ -95,6 +97,10 @@ class FakeIndexer(indexer_pb2_grpc.IndexerServicer):
 
     def LoadVocabulary(self, request, context):
         return indexer_pb2.LoadVocabularyResponse(words=request.limit or 50000, loaded=True)
+
+    def Reindex(self, request, context):
+        for done in (2, 4, 5):
+            yield indexer_pb2.ReindexProgress(done=done, total=6, skipped=1 if done == 5 else 0, head="conse")
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +236,20 @@ def test_delete_stats_vocab(server):
     assert code == 0 and json.loads(out)["images"] == 3 and json.loads(out)["store"] == "edge"
     code, out, _ = run(["vocab", "--limit", "1000", "--json", "--addr", addr])
     assert code == 0 and json.loads(out) == {"words": 1000}
+
+
+def test_reindex_prints_the_final_counts_and_shows_progress_on_stderr(server):
+    code, out, err = run(["reindex", "--json", "--addr", server[0]])
+    assert code == 0 and json.loads(out) == {"done": 5, "total": 6, "skipped": 1, "head": "conse"}
+    assert re.match(r"reindex \[#{30}\] 6/6 100% ", err)
+    code, out, _ = run(["reindex", "--addr", server[0]])
+    assert code == 0 and out == "reindexed 5 of 6 images with head conse, skipped 1 without CNN features\n"
+
+
+def test_version_is_printed():
+    code, out, err = run(["--version"])
+    assert code == 0 and err == ""
+    assert out == f"imgsearch {importlib.metadata.version('imgsearch')}\n"
 
 
 def test_unreachable_server_is_unavailable_with_a_hint():

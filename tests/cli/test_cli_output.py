@@ -6,12 +6,14 @@ import base64
 import io
 import json
 import re
+import sys
+import time
 
 import pytest
 from PIL import Image
 
-from services.cli import output
-from services.client import ImageResult, SearchResult, WordResult
+from imgsearch.cli import output
+from imgsearch.client import ImageResult, SearchResult, WordResult
 
 RESULT = SearchResult(
     results=[
@@ -147,6 +149,15 @@ def test_gallery_placeholder_for_unreadable_uris_and_escaping(tmp_path):
     assert "unknown words: qqqx" in page
 
 
+def test_gallery_without_pillow_has_placeholders_and_says_why(photos, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # the client-only install has no Pillow
+    gallery = output.Gallery()
+    gallery.add_images("q", SearchResult([ImageResult("a", 0.5, str(photos["puppy"]), "puppy")], []))
+    page = gallery.render()
+    assert "no preview" in page and "data:image" not in page
+    assert "Pillow is not installed" in page
+
+
 @pytest.mark.parametrize("uri", ["", "s3://b/k.jpg"])
 def test_uri_to_path_only_for_local_files(uri):
     assert output.uri_to_path(uri) is None
@@ -158,17 +169,18 @@ class _Tty(io.StringIO):
 
 
 def test_progress_bar_redraws_on_a_terminal_and_writes_one_line_elsewhere():
-    from services.cli.progress import ProgressBar
+    from imgsearch.reports.progress import FIRST_DRAW_SECONDS, progress_bar
 
     plain = io.StringIO()
-    with ProgressBar(plain, 4, "ingest") as bar:
+    with progress_bar(plain, 4, "ingest") as bar:
         for _ in range(4):
             bar.update()
     assert "\r" not in plain.getvalue() and plain.getvalue().count("\n") == 1
     assert re.match(r"ingest \[#{30}\] 4/4 100% +[\d.]+ img/s\n$", plain.getvalue())
 
     tty = _Tty()
-    with ProgressBar(tty, 2, "ingest") as bar:
+    with progress_bar(tty, 2, "ingest") as bar:
+        time.sleep(FIRST_DRAW_SECONDS * 1.5)  # tqdm draws nothing for work done within this
         bar.update()
         bar.update()
     assert tty.getvalue().startswith("\ringest [###############...............] 1/2  50%")

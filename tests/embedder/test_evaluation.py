@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.embedder.evaluation import average_precision, evaluate, label_ranks
+from imgsearch.embedder.training.evaluation import average_precision, evaluate, label_ranks
 
 CLASSES = ("cat", "dog", "fish")
 
@@ -67,7 +67,7 @@ def photo_folder(photos, tmp_path_factory) -> Path:
 
 
 def _cli(argv: list[str], environ: dict[str, str]) -> tuple[int, str, str]:
-    from services.cli.main import Environment, main
+    from imgsearch.cli.main import Environment, main
 
     out, err = io.StringIO(), io.StringIO()
     code = main(argv, env=Environment(stdout=out, stderr=err, environ=environ))

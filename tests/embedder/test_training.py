@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.embedder import datasets
-from services.embedder.datasets import class_words, load_dataset, load_fashion_mnist, upsample_grey
-from services.embedder.devise import class_vectors
-from services.embedder.evaluation import evaluate
-from services.embedder.features import Features, cached_features
-from services.embedder.training import (
+from imgsearch.embedder.class_words import label_words
+from imgsearch.embedder.devise import class_vectors
+from imgsearch.embedder.training import datasets
+from imgsearch.embedder.training.datasets import load_dataset, load_fashion_mnist, upsample_grey
+from imgsearch.embedder.training.evaluation import evaluate
+from imgsearch.embedder.training.features import Features, cached_features
+from imgsearch.embedder.training.trainer import (
     PSEUDO_TAUS,
     PSEUDO_WEIGHTS,
     TrainConfig,
@@ -21,7 +22,7 @@ from services.embedder.training import (
     split_fit_validation,
     train_head,
 )
-from services.errors import FailedPrecondition, InvalidArgument
+from imgsearch.errors import FailedPrecondition, InvalidArgument
 
 needs_fashion = pytest.mark.skipif(
     not datasets.FASHION_MNIST_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist"
@@ -40,9 +41,9 @@ def fashion_subset(per_class_train: int, per_class_test: int) -> datasets.Datase
 
 
 def test_class_names_map_to_their_words():
-    assert class_words("dining_table") == ["dining", "table"]
-    assert class_words("Ankle boot") == ["ankle", "boot"]
-    assert class_words("t-shirt") == ["t-shirt"]
+    assert label_words("dining_table") == ["dining", "table"]
+    assert label_words("Ankle boot") == ["ankle", "boot"]
+    assert label_words("t-shirt") == ["t-shirt"]
 
 
 def test_multi_word_class_is_the_mean_of_its_words(words):
@@ -204,7 +205,7 @@ def test_unknown_loss_and_too_few_classes_are_refused(words):
     ds = datasets.Dataset(
         "tiny", "tiny", ("cat", "dog"), np.array([0, 1]), np.array([False, False]), lambda i: None
     )
-    from services.embedder.features import Features
+    from imgsearch.embedder.training.features import Features
 
     feats = Features(np.zeros((2, 1280), np.float32), np.zeros((2, 1000), np.float32))
     with pytest.raises(InvalidArgument, match="at least two classes"):

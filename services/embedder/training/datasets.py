@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.errors import FailedPrecondition, InvalidArgument
+from imgsearch.errors import FailedPrecondition, InvalidArgument
 
 FASHION_MNIST = "fashion-mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -96,11 +96,6 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s_]+", " ", name.strip().lower())
 
 
-def class_words(name: str) -> list[str]:
-    """The words a class name maps to: 'dining_table' -> ['dining', 'table']; 'T-shirt' -> ['t-shirt']."""
-    return [w for w in re.split(r"[\s_/]+", name.strip().lower()) if w]
-
-
 def load_dataset(spec: str) -> Dataset:
     """`fashion-mnist` or a folder of class sub-folders."""
     if spec == FASHION_MNIST:
@@ -169,8 +164,8 @@ def upsample_grey(images: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 def load_folder(root: Path) -> Dataset:
     """One sub-folder per class; images decoded on demand; a seeded 80/20 split per class."""
-    from services.config.settings import Limits
-    from services.embedder.images import decode_image
+    from imgsearch.config.settings import Limits
+    from imgsearch.embedder.images import decode_image
 
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     files: list[Path] = []

@@ -11,14 +11,16 @@ and example results.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from imgsearch.reports.html import page, thumbnail_data_uri, write_page
+
+THUMBNAIL_SIZE = 64
 
 
 def average_precision(relevant: np.ndarray) -> float:
@@ -85,12 +87,13 @@ def evaluate(
     return out
 
 
-def _thumbnail(pixels: np.ndarray, size: int = 64) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).resize((size, size), Image.BILINEAR).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+_CSS = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}"
+    ".bar{position:relative;width:220px;height:16px;background:#eee}"
+    ".bar div{height:100%}.bar span{position:absolute;left:4px;top:0;font-size:12px}"
+    ".held{color:#a33}.ex img{margin:1px;border:3px solid #4a4}.ex img.wrong{border-color:#c33}"
+)
 
 
 def _cell(metrics: dict[str, float] | None, key: str) -> str:
@@ -124,14 +127,6 @@ def write_html(
             f"<td>{rep['text_to_image']['precision@10']:.3f}</td><td>{rep['text_to_image']['map']:.3f}</td></tr>"
         )
     parts = [
-        "<!doctype html><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}"
-        ".bar{position:relative;width:220px;height:16px;background:#eee}"
-        ".bar div{height:100%}.bar span{position:absolute;left:4px;top:0;font-size:12px}"
-        ".held{color:#a33}.ex img{margin:1px;border:3px solid #4a4}.ex img.wrong{border-color:#c33}</style>",
-        f"<h1>{html.escape(title)}</h1>",
         "<h2>Summary</h2><table><tr><th>head</th><th>seen hit@1</th><th>seen hit@5</th>"
         "<th>zero-shot hit@1</th><th>zero-shot hit@5</th><th>text&rarr;image P@10</th><th>mAP</th></tr>",
         *rows,
@@ -146,7 +141,8 @@ def write_html(
             cls = ' class="held"' if m["held_out"] else ""
             label = html.escape(word) + (" (held out)" if m["held_out"] else "")
             imgs = "".join(
-                f'<img src="{_thumbnail(px)}" title="{html.escape(cap)}"{"" if ok else " class=wrong"}>'
+                f'<img src="{thumbnail_data_uri(px, THUMBNAIL_SIZE)}" title="{html.escape(cap)}"'
+                f"{'' if ok else ' class=wrong'}>"
                 for px, ok, cap in examples.get(name, {}).get(word, [])
             )
             parts.append(
@@ -154,7 +150,4 @@ def write_html(
                 f"<td>{_bar(m['ap'], '#69c')}</td><td class=ex>{imgs}</td></tr>"
             )
         parts.append("</table>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    return write_page(path, page(title, parts, _CSS))

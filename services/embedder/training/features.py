@@ -9,17 +9,17 @@ mapped .npy files and resumes where it stopped if interrupted.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from imgsearch.reports.progress import progress_bar
+
 if TYPE_CHECKING:
-    from services.embedder.cnn import Cnn
-    from services.embedder.datasets import Dataset
+    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.embedder.training.datasets import Dataset
 
 CACHE_VERSION = 1  # bump when preprocessing (e.g. the upsampling) changes
 
@@ -33,42 +33,6 @@ class Features:
 
     def take(self, indices: np.ndarray) -> Features:
         return Features(np.asarray(self.features[indices]), np.asarray(self.logits[indices]))
-
-
-class Progress:
-    """A one-line progress bar on a stream (stderr): redrawn in place on a terminal, else a line per 10%."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 30):
-        self.total, self.label, self.width = total, label, width
-        self.stream = stream if stream is not None else sys.stderr
-        isatty = getattr(self.stream, "isatty", None)
-        self.live = bool(isatty and isatty())
-        self.start = time.monotonic()
-        self._last = 0.0
-        self._tenth = -1
-        self._first: int | None = None  # the count at the first update (a resumed run starts above 0)
-
-    def update(self, done: int, extra: str = "") -> None:
-        now = time.monotonic()
-        if self._first is None:
-            self._first, self.start = done, now
-        frac = done / self.total if self.total else 1.0
-        if self.live:
-            if done < self.total and now - self._last < 0.25:
-                return
-        elif int(frac * 10) == self._tenth:
-            return
-        self._last, self._tenth = now, int(frac * 10)
-        filled = int(frac * self.width)
-        rate = (done - self._first) / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = f"{self.label} [{bar}] {done}/{self.total} {rate:.0f}/s eta {eta:.0f}s {extra}".rstrip()
-        if self.live:
-            self.stream.write("\r" + line + " " + ("\n" if done >= self.total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 def cache_path(cache_dir: Path, dataset_key: str, cnn_name: str) -> Path:
@@ -88,7 +52,7 @@ def cached_features(
     The test split is extracted first, so an interrupted first run already allows an `eval`
     of heads that need no training (conse); a later run resumes with what is missing.
     """
-    from services.embedder.cnn import FEATURE_DIM, NAME, NUM_CLASSES
+    from imgsearch.embedder.cnn import FEATURE_DIM, NAME, NUM_CLASSES
 
     name = cnn.name if cnn is not None else NAME
     folder = cache_path(cache_dir, dataset.key, name)
@@ -106,23 +70,20 @@ def cached_features(
     order = np.concatenate([np.flatnonzero(dataset.is_test), np.flatnonzero(~dataset.is_test)])
     todo = order[~done[order]]
     if len(todo) and cnn is None:
-        from services.embedder.cnn import Cnn
+        from imgsearch.embedder.cnn import Cnn
 
         cnn = Cnn.load(Path(cache_dir))
-    bar = Progress(n, f"features {dataset.key}", stream)
-    count = int(done.sum())
-    bar.update(count)
     meta = {"images": n, "cnn": name, "dataset": dataset.key, "complete": False}
-    for step, start in enumerate(range(0, len(todo), batch_size)):
-        idx = np.sort(todo[start : start + batch_size])
-        f, lg = cnn.run(dataset.images(idx))  # type: ignore[union-attr]
-        feats[idx] = f
-        logits[idx] = lg
-        done[idx] = True
-        count += len(idx)
-        if step % 16 == 15:  # checkpoint so an interrupted run resumes
-            _checkpoint(feats, logits, done, done_path, meta_path, meta)
-        bar.update(count)
+    with progress_bar(stream, n, f"features {dataset.key}", initial=int(done.sum())) as bar:
+        for step, start in enumerate(range(0, len(todo), batch_size)):
+            idx = np.sort(todo[start : start + batch_size])
+            f, lg = cnn.run(dataset.images(idx))  # type: ignore[union-attr]
+            feats[idx] = f
+            logits[idx] = lg
+            done[idx] = True
+            if step % 16 == 15:  # checkpoint so an interrupted run resumes
+                _checkpoint(feats, logits, done, done_path, meta_path, meta)
+            bar.update(len(idx))
     _checkpoint(feats, logits, done, done_path, meta_path, dict(meta, complete=True))
     del feats, logits
     return _open(folder)

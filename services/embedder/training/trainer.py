@@ -8,7 +8,7 @@ epoch with the lowest validation loss is kept. Held-out classes (`holdout`) neve
 network: neither their images nor their words.
 
 After the network, the way the head turns scores into one vector is calibrated on the validation
-images (see `calibrate` and services.embedder.devise).
+images (see `calibrate` and imgsearch.embedder.devise).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from services.embedder.devise import (
+from imgsearch.embedder.devise import (
     DeviseHead,
     class_vectors,
     imagenet_evidence,
@@ -29,8 +29,9 @@ from services.embedder.devise import (
     normalise,
     stacked_scores,
 )
-from services.embedder.features import Features, Progress
-from services.errors import InvalidArgument
+from imgsearch.embedder.training.features import Features
+from imgsearch.errors import InvalidArgument
+from imgsearch.reports.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def split_fit_validation(
 
 
 def _keras() -> Any:
-    from services.embedder.cnn import _tensorflow
+    from imgsearch.embedder.cnn import _tensorflow
 
     _tensorflow()  # quiet, thread-limited TensorFlow
     import keras
@@ -147,12 +148,12 @@ def fit_network(
     steps = -(-len(xf) // config.batch_size)
     history: list[dict[str, float]] = []
     best: tuple[float, int, list[np.ndarray]] | None = None
-    bar = Progress(config.epochs * steps, f"train {config.loss}", stream)
     started = time.monotonic()
 
     class Report(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            bar.update(len(history) * steps + batch + 1, f"epoch {len(history) + 1}/{config.epochs}")
+            bar.set_postfix_str(f"epoch {len(history) + 1}/{config.epochs}", refresh=False)
+            bar.update()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             nonlocal best
@@ -162,16 +163,17 @@ def fit_network(
             if best is None or row["val_loss"] < best[0]:
                 best = (row["val_loss"], epoch + 1, [w.copy() for w in model.get_weights()])
 
-    model.fit(
-        xf,
-        y_fit.astype(np.int32),
-        validation_data=(xv, y_val.astype(np.int32)),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=[Report()],
-    )
+    with progress_bar(stream, config.epochs * steps, f"train {config.loss}", unit="batch") as bar:
+        model.fit(
+            xf,
+            y_fit.astype(np.int32),
+            validation_data=(xv, y_val.astype(np.int32)),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[Report()],
+        )
     assert best is not None
     model.set_weights(best[2])
     bn = model.get_layer("bn")
@@ -245,7 +247,7 @@ def train_head(
     }
     head = DeviseHead(fit.weights, meta, all_vecs, None)
     if config.mix != "plain":
-        from services.embedder.heads import ConseHead
+        from imgsearch.embedder.heads import ConseHead
 
         conse_vectors = ConseHead.from_word_vectors(word_vectors).class_vectors
         logits = np.asarray(features.logits)
@@ -339,7 +341,7 @@ def calibrate(
       validation hit@1 (against the network's own hit@1), i.e. how much room held-out words get.
     """
     if conse_vectors is None:
-        from services.embedder.heads import ConseHead
+        from imgsearch.embedder.heads import ConseHead
 
         conse_vectors = ConseHead.from_word_vectors(word_vectors).class_vectors
     head.conse_vectors = np.asarray(conse_vectors, np.float32)
@@ -381,7 +383,7 @@ def pseudo_zero_shot(
     same budget) and scored by the pseudo-held-out hit@1 plus the text -> image mAP over those
     words. No image of a real held-out class, and no test image, is involved.
     """
-    from services.embedder.evaluation import evaluate
+    from imgsearch.embedder.training.evaluation import evaluate
 
     rng = np.random.default_rng(config.seed)
     order = [int(c) for c in rng.permutation(seen_ids)]
@@ -402,7 +404,13 @@ def pseudo_zero_shot(
         remap = np.full(len(local), -1, np.int64)
         remap[train_on] = np.arange(len(train_on))
         fit = fit_network(
-            x[picks], remap[labels[picks]], x[v_seen], remap[labels[v_seen]], all_vecs[train_on], aux_config
+            x[picks],
+            remap[labels[picks]],
+            x[v_seen],
+            remap[labels[v_seen]],
+            all_vecs[train_on],
+            aux_config,
+            stream,
         )
         net = DeviseHead(fit.weights, {}, vecs)
         cos = normalise(net.network(x[val_idx])) @ vecs.T
