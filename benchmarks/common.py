@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from services.config import Settings
-from services.serving.process import ServerProcess as _ServerProcess
+from imgsearch.app.process import ServerProcess as _ServerProcess
+from imgsearch.config import Settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CLI = str(Path(sys.executable).parent / "imgsearch")
@@ -97,8 +97,8 @@ def unique_jpegs(count: int, salt: int = 0) -> list[bytes]:
 
 def decoded_batch(count: int) -> np.ndarray:
     """uint8 (count, 224, 224, 3): the real photos decoded as the embedder does, cycled."""
-    from services.config.settings import Limits
-    from services.embedder.images import decode_image
+    from imgsearch.config.settings import Limits
+    from imgsearch.embedder.images import decode_image
 
     photos = photo_bytes()
     pixels = [decode_image(p, Limits()).pixels for p in photos]

@@ -111,9 +111,10 @@ from pathlib import Path
 
 import numpy as np
 
-from services.embedder.class_words import build_class_vectors
-from services.embedder.heads import ConseHead, load_head
-from services.embedder.wordvectors import WordVectors, load_word_vectors
+from imgsearch.embedder.class_words import build_class_vectors
+from imgsearch.embedder.head_loading import load_head
+from imgsearch.embedder.heads import ConseHead
+from imgsearch.embedder.wordvectors import WordVectors, load_word_vectors
 
 VOCAB = 50_000
 USER_WORD = {  # what a user would type for the photo, when it is not the label's last word
@@ -168,8 +169,8 @@ def photos() -> dict[str, bytes]:
 def _decode(data: bytes) -> np.ndarray:
     """The project's decoder when present, else resize-shorter-side-to-224 and centre-crop with Pillow."""
     try:
-        from services.config.settings import Limits
-        from services.embedder.images import decode_image
+        from imgsearch.config.settings import Limits
+        from imgsearch.embedder.images import decode_image
 
         return np.asarray(decode_image(data, Limits()).pixels, dtype=np.uint8)
     except ImportError:
@@ -192,7 +193,7 @@ def photo_logits(cache_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         saved = np.load(cache)
         if list(saved["labels"]) == labels:
             return labels, saved["features"], saved["logits"]
-    from services.embedder.cnn import Cnn
+    from imgsearch.embedder.cnn import Cnn
 
     started = time.perf_counter()
     cnn = Cnn.load(cache_dir)
@@ -258,7 +259,7 @@ def recipes() -> list[tuple[str, dict]]:
 
 
 def main() -> None:
-    from services.config.settings import Settings
+    from imgsearch.config.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=Settings.from_env().cache_dir)

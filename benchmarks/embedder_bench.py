@@ -67,7 +67,7 @@ def raw_throughput(cnn, pixels: np.ndarray) -> dict[str, float]:
 def grpc_throughput(stub, server: ServerProcess, images: list[bytes], in_flight: int) -> dict[str, float]:
     """Images/s through EmbedImages (requests of 32, `in_flight` outstanding), and the server's
     CPU seconds per image and mean CNN batch meanwhile."""
-    from services.protogen.imagesearch.v1 import embedder_pb2
+    from imgsearch.protogen.imagesearch.v1 import embedder_pb2
 
     requests = [
         embedder_pb2.EmbedImagesRequest(images=images[s : s + BATCH]) for s in range(0, len(images), BATCH)
@@ -104,7 +104,7 @@ def _check(response) -> int:
 def single_latency(stub, cnn, photos: list[bytes], pixels: np.ndarray, samples: int) -> dict[str, Any]:
     """One image per call over gRPC, then Cnn.run at batch 1, each in its own block: alternating
     call by call would let one side's TensorFlow threads, still spinning, slow the other down."""
-    from services.protogen.imagesearch.v1 import embedder_pb2
+    from imgsearch.protogen.imagesearch.v1 import embedder_pb2
 
     rpc, raw = [], []
     for i in range(samples + 3):
@@ -124,8 +124,8 @@ def single_latency(stub, cnn, photos: list[bytes], pixels: np.ndarray, samples: 
 
 def decode_cost(photos: list[bytes], repeats: int = 2) -> dict[str, Any]:
     """Milliseconds to decode + resize + crop one photo on one thread (Pillow, draft mode)."""
-    from services.config.settings import Limits
-    from services.embedder.images import decode_image
+    from imgsearch.config.settings import Limits
+    from imgsearch.embedder.images import decode_image
 
     limits = Limits()
     times = []
@@ -140,9 +140,9 @@ def decode_cost(photos: list[bytes], repeats: int = 2) -> dict[str, Any]:
 
 def protobuf_cost(repeats: int = 20) -> dict[str, float]:
     """Milliseconds per image to pack a 32-image response (server) and unpack it (client)."""
-    from services.embedder import convert
-    from services.embedder.results import ImageVectors
-    from services.protogen.imagesearch.v1 import embedder_pb2
+    from imgsearch.embedder import convert
+    from imgsearch.embedder.results import ImageVectors
+    from imgsearch.protogen.imagesearch.v1 import embedder_pb2
 
     rng = np.random.default_rng(0)
     outcomes = [
@@ -175,8 +175,8 @@ def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = Non
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
     import grpc
 
-    from services.embedder.cnn import Cnn
-    from services.protogen.imagesearch.v1 import embedder_pb2_grpc
+    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc
 
     began = time.perf_counter()
     result = Result(NAME, quick)

@@ -48,7 +48,7 @@ def ingest(stub, images: list[bytes]) -> dict[str, Any]:
     """Streams the images through Ingest; images/s and the CPU this process used per image."""
     from prometheus_client import REGISTRY
 
-    from services.protogen.imagesearch.v1 import indexer_pb2
+    from imgsearch.protogen.imagesearch.v1 import indexer_pb2
 
     def requests():
         for i, data in enumerate(images):
@@ -82,8 +82,8 @@ def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = Non
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
     import grpc
 
-    from services.protogen.imagesearch.v1 import indexer_pb2_grpc
-    from services.serving.app import start, stop
+    from imgsearch.app.serve import start, stop
+    from imgsearch.protogen.imagesearch.v1 import indexer_pb2_grpc
 
     began = time.perf_counter()
     result = Result(NAME, quick)

@@ -1,6 +1,6 @@
 """Text -> image queries against the all-in-one server holding 100,000 images.
 
-The server runs in this process (`services.serving.app.start`); the gRPC clients run in their own
+The server runs in this process (`imgsearch.app.serve.start`); the gRPC clients run in their own
 processes, as backends would, so client and server do not share a GIL. The same query vectors go
 straight to the store (`store.search_images`) in the same run: the difference of the p50s is what
 gRPC, the servicer and the word lookup add. Recall@10 compares the store's HNSW answers with exact
@@ -100,8 +100,8 @@ def generate(words, n: int, seed: int, chunk: int = 5000):
 def build_store(data_dir: Path, words, n: int, seed: int = 0) -> dict[str, float]:
     """Writes n images into the embedded store under data_dir (as the server lays it out), optimizes
     once, and saves the semantic matrix for exact search; returns the timings."""
-    from services.vectorstore.base import ImagePoint
-    from services.vectorstore.edge import EdgeStore
+    from imgsearch.vectorstore.base import ImagePoint
+    from imgsearch.vectorstore.edge import EdgeStore
 
     semantic_all = np.zeros((n, words.dim), np.float32)
     store = EdgeStore(data_dir / "qdrant", auto_optimize_points=0)
@@ -178,7 +178,7 @@ def grpc_client(
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from services.protogen.imagesearch.v1 import query_pb2, query_pb2_grpc
+    from imgsearch.protogen.imagesearch.v1 import query_pb2, query_pb2_grpc
 
     with grpc.insecure_channel(addr, options=GRPC_OPTIONS) as channel:
         if health:
@@ -242,7 +242,7 @@ def run_grpc(
 
 def run_direct(store, vectors: np.ndarray, threads: int, per_thread: int) -> dict[str, Any]:
     """The same query vectors straight to store.search_images, from `threads` threads."""
-    from services.vectorstore.base import SEMANTIC
+    from imgsearch.vectorstore.base import SEMANTIC
 
     def worker(offset: int) -> tuple[list[float], list[list[str]]]:
         lat, ids = [], []
@@ -263,7 +263,7 @@ def run_direct(store, vectors: np.ndarray, threads: int, per_thread: int) -> dic
 
 def run_servicer(servicer, texts: list[str], count: int) -> dict[str, Any]:
     """QueryServicer.SearchText called in-process (word lookup, search, protobuf; no transport)."""
-    from services.protogen.imagesearch.v1 import query_pb2
+    from imgsearch.protogen.imagesearch.v1 import query_pb2
 
     latencies = []
     for text in texts[:count]:
@@ -276,7 +276,7 @@ def run_servicer(servicer, texts: list[str], count: int) -> dict[str, Any]:
 
 def ef_sweep(data_dir: Path, vectors: np.ndarray, exact: np.ndarray, efs: tuple[int, ...]) -> list[dict]:
     """Recall@10 and direct p50 at other HNSW search breadths, on the same store (server stopped)."""
-    from services.vectorstore.edge import EdgeStore
+    from imgsearch.vectorstore.edge import EdgeStore
 
     out = []
     for ef in efs:
@@ -314,9 +314,9 @@ def recall_at_k(found: list[list[str]], exact: np.ndarray) -> float:
 
 def run(sizes: Sizes = FULL, *, quick: bool = False, cache_root: Path | None = None) -> Result:
     """Builds (or reuses) the store, serves it, measures gRPC and direct queries and recall."""
-    from services.embedder.wordvectors import load_word_vectors
-    from services.query.service import QueryServicer
-    from services.serving.app import start, stop
+    from imgsearch.app.serve import start, stop
+    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.query.service import QueryServicer
 
     began = time.perf_counter()
     result = Result(NAME, quick)

@@ -51,7 +51,7 @@ QUICK = Sizes(images=64, rounds=1, upsert_points=512)
 
 def ingest_round(stub, images: list[bytes], replicas: list[ServerProcess]) -> dict[str, Any]:
     """Streams the images; images/s, this process's CPU per image, and how many each replica embedded."""
-    from services.protogen.imagesearch.v1 import indexer_pb2
+    from imgsearch.protogen.imagesearch.v1 import indexer_pb2
 
     embedded0 = [r.metrics().get("imgsearch_images_embedded_total", 0.0) for r in replicas]
     cpu_replicas0 = sum(r.cpu_seconds() for r in replicas)
@@ -80,7 +80,7 @@ def ingest_round(stub, images: list[bytes], replicas: list[ServerProcess]) -> di
 
 def upsert_rate(stub, points: int, visual_dim: int, semantic_dim: int) -> dict[str, float]:
     """Points/s through UpsertVectors (chunks of 64) with random precomputed vectors."""
-    from services.protogen.imagesearch.v1 import indexer_pb2
+    from imgsearch.protogen.imagesearch.v1 import indexer_pb2
 
     rng = np.random.default_rng(0)
     chunks = []
@@ -113,8 +113,8 @@ def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = Non
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
     import grpc
 
-    from services.protogen.imagesearch.v1 import indexer_pb2_grpc
-    from services.serving.app import start, stop
+    from imgsearch.app.serve import start, stop
+    from imgsearch.protogen.imagesearch.v1 import indexer_pb2_grpc
 
     began = time.perf_counter()
     result = Result(NAME, quick)

@@ -10,6 +10,7 @@ class ServiceError(Exception):
     """Base class; `code_name` is the grpc.StatusCode name the serving layer answers with."""
 
     code_name = "INTERNAL"
+    code_number = 13  # the grpc.StatusCode value, for per-item errors inside a reply
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -20,27 +21,32 @@ class InvalidArgument(ServiceError):
     """Bad input: undecodable image, empty query, k out of range."""
 
     code_name = "INVALID_ARGUMENT"
+    code_number = 3
 
 
 class NotFound(ServiceError):
     """Unknown id, or a query with no known word."""
 
     code_name = "NOT_FOUND"
+    code_number = 5
 
 
 class ResourceExhausted(ServiceError):
     """Over a size limit (bytes, pixels, images per request)."""
 
     code_name = "RESOURCE_EXHAUSTED"
+    code_number = 8
 
 
 class FailedPrecondition(ServiceError):
     """The system is not in a state to do this (e.g. a head trained on other word vectors)."""
 
     code_name = "FAILED_PRECONDITION"
+    code_number = 9
 
 
 class Unavailable(ServiceError):
     """A dependency (embedder, Qdrant server) is down."""
 
     code_name = "UNAVAILABLE"
+    code_number = 14

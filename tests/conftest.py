@@ -31,8 +31,8 @@ def photos() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def runtime():
     """The real embedder (CNN, GloVe, conse) in-process, without gRPC."""
-    from services.config import Settings
-    from services.embedder.runtime import EmbedderRuntime
+    from imgsearch.config import Settings
+    from imgsearch.embedder.runtime import EmbedderRuntime
 
     rt = EmbedderRuntime.load(Settings.from_env({"HOME": str(Path.home())}))
     yield rt

@@ -58,7 +58,7 @@ class ServerProcess:
         self._grace = grace_seconds
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in kill()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", *roles],
+            [sys.executable, "-m", "imgsearch.cli.main", "serve", *roles],
             env=child_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

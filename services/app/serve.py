@@ -15,11 +15,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.config import Settings
-from services.errors import ServiceError, Unavailable
-from services.serving.logs import configure_logging
-from services.serving.metrics import start_metrics_server
-from services.serving.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
+from imgsearch.config import Settings
+from imgsearch.embedder.remote import RemoteEmbedder
+from imgsearch.embedder.runtime import EmbedderRuntime
+from imgsearch.embedder.service import SERVICE_NAME as EMBEDDER
+from imgsearch.embedder.service import EmbedderServicer
+from imgsearch.errors import ServiceError, Unavailable
+from imgsearch.indexer.ingest import load_vocabulary
+from imgsearch.indexer.service import SERVICE_NAME as INDEXER
+from imgsearch.indexer.service import IndexerServicer
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
+from imgsearch.query.service import SERVICE_NAME as QUERY
+from imgsearch.query.service import QueryServicer
+from imgsearch.rpc.logs import configure_logging
+from imgsearch.rpc.metrics import start_metrics_server
+from imgsearch.rpc.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
+from imgsearch.vectorstore import open_store
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +69,12 @@ class Deferred:
         return call
 
 
-def _services() -> dict[str, tuple[str, Callable]]:
-    from services.embedder.service import SERVICE_NAME as EMBEDDER
-    from services.indexer.service import SERVICE_NAME as INDEXER
-    from services.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
-    from services.query.service import SERVICE_NAME as QUERY
-
-    return {
-        "embedder": (EMBEDDER, embedder_pb2_grpc.add_EmbedderServicer_to_server),
-        "indexer": (INDEXER, indexer_pb2_grpc.add_IndexerServicer_to_server),
-        "query": (QUERY, query_pb2_grpc.add_QueryServicer_to_server),
-    }
+# Role -> (full service name, the generated function that registers its servicer).
+SERVICES: dict[str, tuple[str, Callable]] = {
+    "embedder": (EMBEDDER, embedder_pb2_grpc.add_EmbedderServicer_to_server),
+    "indexer": (INDEXER, indexer_pb2_grpc.add_IndexerServicer_to_server),
+    "query": (QUERY, query_pb2_grpc.add_QueryServicer_to_server),
+}
 
 
 @dataclass
@@ -101,13 +107,9 @@ def build(settings: Settings, roles: Sequence[str], stopping: threading.Event | 
 
 def _build(parts: Components, settings: Settings, roles: Sequence[str], stopping: threading.Event) -> None:
     if "embedder" in roles:
-        from services.embedder.runtime import EmbedderRuntime
-
         parts.embedder = EmbedderRuntime.load(settings)
         parts.closers.append(parts.embedder.close)
     elif settings.embedder_addresses():
-        from services.embedder.remote import RemoteEmbedder
-
         parts.embedder = RemoteEmbedder(
             settings.embedder_addresses(), token=settings.token, tls_ca=settings.tls_ca
         )
@@ -117,14 +119,11 @@ def _build(parts: Components, settings: Settings, roles: Sequence[str], stopping
             "serving indexer or query without the embedder needs IMGSEARCH_EMBEDDER (address list)"
         )
     if "indexer" in roles or "query" in roles:
-        from services.vectorstore import open_store
-
         info = _model_info(parts.embedder, stopping)
         parts.store = open_store(settings)
         parts.closers.append(parts.store.close)
         parts.store.ensure_collections(info.visual_dim, info.semantic_dim, info.semantic_dim)
         if "indexer" in roles:
-            from services.indexer.ingest import load_vocabulary
 
             def progress(done: int, total: int) -> None:
                 log.info("loading the words collection: %d/%d words", done, total)
@@ -151,10 +150,6 @@ def _model_info(embedder: Any, stopping: threading.Event, attempts: int = 60):
 
 
 def bind(roles: Sequence[str], deferred: dict[str, Deferred], parts: Components, settings: Settings) -> None:
-    from services.embedder.service import EmbedderServicer
-    from services.indexer.service import IndexerServicer
-    from services.query.service import QueryServicer
-
     if "embedder" in roles:
         deferred["embedder"].bind(EmbedderServicer(parts.embedder))
     if "indexer" in roles:
@@ -168,10 +163,9 @@ def start(
 ) -> tuple[Served, Components]:
     """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code)."""
     roles = parse_roles(roles)
-    table = _services()
     deferred = {role: Deferred(role) for role in roles}
     registrations = [
-        Registration(table[role][0], lambda server, r=role: table[r][1](deferred[r], server))
+        Registration(SERVICES[role][0], lambda server, r=role: SERVICES[r][1](deferred[r], server))
         for role in roles
     ]
     served = create_server(

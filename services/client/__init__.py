@@ -1,18 +1,17 @@
 """Python client for the image search services: `ImageSearchClient` and its plain result types."""
 
-from services.client.client import ImageSearchClient, from_settings
-from services.client.errors import ClientError
-from services.client.types import (
+from imgsearch.client.client import ImageSearchClient, from_settings
+from imgsearch.client.errors import ClientError
+from imgsearch.client.types import (
     ImageEmbedding,
     ImageResult,
-    IngestItem,
-    IngestItemResult,
     IngestSummary,
     PointVectors,
     SearchResult,
-    TextEmbedding,
     WordResult,
 )
+from imgsearch.embedder.results import TextEmbedding
+from imgsearch.indexer.items import IngestItem, IngestItemResult
 
 __all__ = [
     "ClientError",

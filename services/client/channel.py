@@ -1,11 +1,11 @@
-"""Client channels come from the project's one channel factory (services.serving.channels):
+"""Client channels come from the project's one channel factory (imgsearch.rpc.channels):
 round_robin, retry on UNAVAILABLE and waitForReady in the service config, message limits, TLS."""
 
 from __future__ import annotations
 
 import grpc
 
-from services.serving.channels import MAX_MESSAGE, make_channel
+from imgsearch.rpc.channels import MAX_MESSAGE, make_channel
 
 MAX_MESSAGE_BYTES = MAX_MESSAGE
 

@@ -10,27 +10,28 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.client.channel import MAX_MESSAGE_BYTES, create_channel
-from services.client.errors import ClientError
-from services.client.types import (
+from imgsearch.client.channel import MAX_MESSAGE_BYTES, create_channel
+from imgsearch.client.errors import ClientError
+from imgsearch.client.types import (
     ImageEmbedding,
     ImageResult,
-    IngestItem,
-    IngestItemResult,
     IngestSummary,
     PointVectors,
     SearchResult,
-    TextEmbedding,
     WordResult,
 )
-from services.embedder.convert import model_info_from_proto
-from services.protogen.imagesearch.v1 import (
+from imgsearch.embedder.convert import model_info_from_proto
+from imgsearch.embedder.remote import RemoteEmbedder
+from imgsearch.embedder.results import ImageOutcome, TextEmbedding
+from imgsearch.errors import ServiceError
+from imgsearch.indexer.items import IngestItem, IngestItemResult
+from imgsearch.protogen.imagesearch.v1 import (
     common_pb2,
     embedder_pb2,
     embedder_pb2_grpc,
@@ -41,7 +42,9 @@ from services.protogen.imagesearch.v1 import (
 )
 
 if TYPE_CHECKING:
-    from services.config import Settings
+    from imgsearch.config import Settings
+
+T = TypeVar("T")
 
 _STATUS_NAMES = {
     indexer_pb2.IngestResult.NEW: "new",
@@ -282,34 +285,33 @@ class ImageSearchClient:
 
     def model_info(self) -> dict:
         """Which CNN, head and word vectors the embedder serves, with their dimensions."""
-        return _model_info(self._call(self._embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest()))
+        return self._embedder_call(lambda e: e.model_info().as_dict())
 
     def embed_images(self, images: Sequence[bytes], batch_size: int = EMBED_BATCH) -> list[ImageEmbedding]:
         """Visual and semantic vectors for each image, in order; a bad image carries `error`."""
         out: list[ImageEmbedding] = []
         for start in range(0, len(images), batch_size):
-            request = embedder_pb2.EmbedImagesRequest(images=list(images[start : start + batch_size]))
-            response = self._call(self._embedder.EmbedImages, request)
-            for e in response.embeddings:
-                has_error = e.HasField("error") and e.error.code != 0
-                out.append(
-                    ImageEmbedding(
-                        visual=np.asarray(e.visual, dtype=np.float32),
-                        semantic=np.asarray(e.semantic, dtype=np.float32),
-                        width=e.width,
-                        height=e.height,
-                        error_code=e.error.code if has_error else 0,
-                        error=e.error.message if has_error else "",
-                    )
-                )
+            batch = list(images[start : start + batch_size])
+            out.extend(map(_embedding, self._embedder_call(lambda e, b=batch: e.embed_images(b))))
         return out
 
     def embed_text(self, text: str) -> TextEmbedding:
         """The normalised mean vector of the text's known words (NOT_FOUND when none is known)."""
-        r = self._call(self._embedder.EmbedText, embedder_pb2.EmbedTextRequest(text=text))
-        return TextEmbedding(
-            np.asarray(r.vector, dtype=np.float32), list(r.known_words), list(r.unknown_words)
+        return self._embedder_call(lambda e: e.embed_text(text))
+
+    def _embedder_call(self, call: Callable[[RemoteEmbedder], T]) -> T:
+        """One call through the Embedder service's client, its domain errors raised as ClientError."""
+        embedder = RemoteEmbedder.on_channel(
+            self._channel(self.embedder_addr),
+            metadata=self._metadata,
+            timeout=self.timeout,
+            wait_for_ready=self._wait_for_ready,
+            what=self.embedder_addr,
         )
+        try:
+            return call(embedder)
+        except ServiceError as e:
+            raise ClientError(getattr(grpc.StatusCode, e.code_name), e.message) from e
 
     # -- health -----------------------------------------------------------------------------------
 
@@ -375,6 +377,13 @@ def _words(response: query_pb2.WordsResponse) -> list[WordResult]:
 
 def _model_info(m: embedder_pb2.ModelInfo) -> dict:
     return model_info_from_proto(m).as_dict()
+
+
+def _embedding(outcome: ImageOutcome) -> ImageEmbedding:
+    if isinstance(outcome, ServiceError):
+        empty = np.zeros(0, np.float32)
+        return ImageEmbedding(empty, empty, error_code=outcome.code_number, error=outcome.message)
+    return ImageEmbedding(outcome.visual, outcome.semantic, outcome.width, outcome.height)
 
 
 def _chunks(items: Iterable[IngestItem], max_items: int, max_bytes: int) -> Iterator[list[IngestItem]]:

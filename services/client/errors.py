@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from imgsearch.rpc.status import rpc_status
+
 
 class ClientError(Exception):
     """A failed call: the gRPC status `code` and the server's `message`."""
@@ -16,6 +18,4 @@ class ClientError(Exception):
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> ClientError:
         """Wraps a grpc.RpcError (which is also a grpc.Call carrying code() and details())."""
-        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-        details = error.details() if hasattr(error, "details") else str(error)
-        return cls(code or grpc.StatusCode.UNKNOWN, details or "")
+        return cls(*rpc_status(error))

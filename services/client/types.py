@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from imgsearch.indexer.items import IngestItemResult  # noqa: TC001 - a field type of IngestSummary
+
 
 @dataclass(frozen=True)
 class ImageResult:
@@ -32,29 +34,6 @@ class WordResult:
 
     word: str
     score: float
-
-
-@dataclass(frozen=True)
-class IngestItem:
-    """One image to ingest; `id` empty means the server derives it from the content."""
-
-    image: bytes
-    uri: str = ""
-    label: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    id: str = ""
-
-
-@dataclass(frozen=True)
-class IngestItemResult:
-    """What happened to one ingested image; `index` counts over the whole `ingest` call."""
-
-    index: int
-    id: str
-    uri: str
-    status: str  # "new", "duplicate" or "failed"
-    error_code: int = 0  # the number of a grpc.StatusCode when failed (3 = INVALID_ARGUMENT)
-    error: str = ""
 
 
 @dataclass
@@ -89,12 +68,3 @@ class ImageEmbedding:
     height: int = 0
     error_code: int = 0
     error: str = ""
-
-
-@dataclass(frozen=True)
-class TextEmbedding:
-    """Mean word vector of a text, and which words were known."""
-
-    vector: np.ndarray
-    known_words: list[str] = field(default_factory=list)
-    unknown_words: list[str] = field(default_factory=list)

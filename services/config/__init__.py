@@ -1,5 +1,5 @@
 """Configuration: the one place that reads the environment."""
 
-from services.config.settings import Settings
+from imgsearch.config.settings import Settings
 
 __all__ = ["Settings"]

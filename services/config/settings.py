@@ -6,7 +6,7 @@ Nothing else in the project reads `os.environ`: `main()` builds a `Settings` and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,45 +53,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Reads IMGSEARCH_* (and QDRANT_URL) from `env` (default: the process environment)."""
+        """Reads IMGSEARCH_* (and QDRANT_URL) from `env` (default: the process environment); a
+        variable that is unset or empty keeps the field's default above (written once, there)."""
         e = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = e.get(name)
-            return value if value not in (None, "") else None
-
-        port = int(get("IMGSEARCH_PORT") or 50051)
-        return cls(
-            data_dir=Path(get("IMGSEARCH_DATA") or "./data"),
-            cache_dir=Path(get("IMGSEARCH_CACHE") or _cache_from(e)),
-            port=port,
-            host=get("IMGSEARCH_HOST") or "[::]",
-            addr=get("IMGSEARCH_ADDR") or "localhost:50051",
-            indexer_addr=get("IMGSEARCH_INDEXER_ADDR"),
-            qdrant_url=get("QDRANT_URL"),
-            qdrant_api_key=get("QDRANT_API_KEY"),
-            qdrant_shards=_int(get("IMGSEARCH_QDRANT_SHARDS")),
-            qdrant_replicas=_int(get("IMGSEARCH_QDRANT_REPLICAS")),
-            hnsw_ef=_int(get("IMGSEARCH_HNSW_EF")),
-            search_threads=_int(get("IMGSEARCH_SEARCH_THREADS")),
-            quantization=(get("IMGSEARCH_QUANTIZATION") or "int8").lower(),
-            embedder=get("IMGSEARCH_EMBEDDER"),
-            glove=get("IMGSEARCH_GLOVE"),
-            head=get("IMGSEARCH_HEAD") or "conse",
-            token=get("IMGSEARCH_TOKEN"),
-            tls_cert=get("IMGSEARCH_TLS_CERT"),
-            tls_key=get("IMGSEARCH_TLS_KEY"),
-            tls_ca=get("IMGSEARCH_TLS_CA"),
-            vocab_size=int(get("IMGSEARCH_VOCAB_SIZE") or 50_000),
-            metrics_port=int(get("IMGSEARCH_METRICS_PORT") or 0),
-            log_format=get("IMGSEARCH_LOG_FORMAT") or "text",
-            grace_seconds=float(get("IMGSEARCH_GRACE_SECONDS") or 10.0),
-        )
-
-    @property
-    def model_cache(self) -> Path:
-        """Where converted models and parsed word vectors are cached."""
-        return self.cache_dir
+        values: dict[str, object] = {"cache_dir": Path(e.get("IMGSEARCH_CACHE") or _cache_from(e))}
+        for name, (variable, parse) in _ENVIRONMENT.items():
+            raw = e.get(variable)
+            if raw not in (None, ""):
+                values[name] = parse(raw)
+        return cls(**values)
 
     def embedder_addresses(self) -> list[str]:
         """IMGSEARCH_EMBEDDER split on commas (a list of host:port, or one dns:/// name)."""
@@ -100,8 +70,32 @@ class Settings:
         return [a.strip() for a in self.embedder.split(",") if a.strip()]
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None else None
+# Field -> (environment variable, parser). IMGSEARCH_CACHE is read apart: its default follows HOME.
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "data_dir": ("IMGSEARCH_DATA", Path),
+    "port": ("IMGSEARCH_PORT", int),
+    "host": ("IMGSEARCH_HOST", str),
+    "addr": ("IMGSEARCH_ADDR", str),
+    "indexer_addr": ("IMGSEARCH_INDEXER_ADDR", str),
+    "qdrant_url": ("QDRANT_URL", str),
+    "qdrant_api_key": ("QDRANT_API_KEY", str),
+    "qdrant_shards": ("IMGSEARCH_QDRANT_SHARDS", int),
+    "qdrant_replicas": ("IMGSEARCH_QDRANT_REPLICAS", int),
+    "hnsw_ef": ("IMGSEARCH_HNSW_EF", int),
+    "search_threads": ("IMGSEARCH_SEARCH_THREADS", int),
+    "quantization": ("IMGSEARCH_QUANTIZATION", str.lower),
+    "embedder": ("IMGSEARCH_EMBEDDER", str),
+    "glove": ("IMGSEARCH_GLOVE", str),
+    "head": ("IMGSEARCH_HEAD", str),
+    "token": ("IMGSEARCH_TOKEN", str),
+    "tls_cert": ("IMGSEARCH_TLS_CERT", str),
+    "tls_key": ("IMGSEARCH_TLS_KEY", str),
+    "tls_ca": ("IMGSEARCH_TLS_CA", str),
+    "vocab_size": ("IMGSEARCH_VOCAB_SIZE", int),
+    "metrics_port": ("IMGSEARCH_METRICS_PORT", int),
+    "log_format": ("IMGSEARCH_LOG_FORMAT", str),
+    "grace_seconds": ("IMGSEARCH_GRACE_SECONDS", float),
+}
 
 
 def _cache_from(env: Mapping[str, str]) -> str:

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from services.embedder.wordvectors import WordVectors, tokenize
+from imgsearch.embedder.wordvectors import WordVectors, tokenize
 
 log = logging.getLogger(__name__)
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 # Words that only glue a name together ("kite (bird of prey)", "cup of coffee"); they dilute the mean.
 _STOPWORDS = frozenset({"of", "the", "a", "an", "and", "for", "in", "with", "on", "or", "to"})
+
+
+def label_words(name: str) -> list[str]:
+    """The words a class name maps to: 'dining_table' -> ['dining', 'table']; 'T-shirt' -> ['t-shirt']."""
+    return [w for w in re.split(r"[\s_/]+", name.strip().lower()) if w]
 
 
 def _package_json(name: str) -> object:

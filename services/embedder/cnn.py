@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from services.config.cpus import usable_cpus
+from imgsearch.config.cpus import usable_cpus
 
 if TYPE_CHECKING:
     import keras
@@ -235,7 +235,7 @@ class Cnn:
                 return cls(model, "cache")
             except Exception as exc:  # a damaged cache is rebuilt, not fatal
                 log.warning("cache %s unreadable (%s); converting again", path, exc)
-        from services.embedder.torch_pickle import load_state_dict
+        from imgsearch.embedder.torch_pickle import load_state_dict
 
         source = checkpoint_path()
         model = convert(load_state_dict(source))

@@ -7,10 +7,10 @@ from dataclasses import fields
 import grpc
 import numpy as np
 
-from services.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
-from services.errors import InvalidArgument, ServiceError
-from services.protogen.imagesearch.v1 import common_pb2, embedder_pb2
-from services.serving.convert import item_error
+from imgsearch.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from imgsearch.errors import InvalidArgument, ServiceError
+from imgsearch.protogen.imagesearch.v1 import common_pb2, embedder_pb2
+from imgsearch.rpc.convert import item_error
 
 _ERRORS = {cls.code_name: cls for cls in ServiceError.__subclasses__()}
 

@@ -1,7 +1,7 @@
 """The trained DeViSE head: frozen CNN features -> the word-vector space, one vector per image.
 
 The network is the seed's (Dense 2000 -> BatchNorm -> ReLU -> Dropout -> Dense to the word
-dimension), trained in Keras (services.embedder.training) and served here by a numpy forward
+dimension), trained in Keras (imgsearch.embedder.training.trainer) and served here by a numpy forward
 pass, so the embedder's hot path needs no extra TensorFlow graph and a reloaded head gives
 bit-identical outputs.
 
@@ -17,7 +17,7 @@ trench coats and sandals), by *calibrated stacking* over the dataset's class wor
 where std_c standardises a class word's scores by their mean and spread over validation images
 of the seen classes (hubness normalisation) and v_k are the ImageNet classes' word vectors. b,
 beta and tau are chosen by pseudo-zero-shot splits of the seen classes, gamma on validation
-(services.embedder.training), so one vector per image still ranks the class words by cosine the
+(imgsearch.embedder.training.trainer), so one vector per image still ranks the class words by cosine the
 way the calibrated scores do. With `mix = {"mode": "plain"}` the vector is the network's output
 alone (the seed's head).
 
@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from services.embedder.datasets import class_words
-from services.errors import FailedPrecondition, InvalidArgument
+from imgsearch.embedder.class_words import label_words
+from imgsearch.embedder.heads import ConseHead
+from imgsearch.errors import FailedPrecondition, InvalidArgument
 
 FORMAT = "imgsearch-devise-head"
 FORMAT_VERSION = 1
@@ -55,7 +56,7 @@ def class_vectors(names: list[str] | tuple[str, ...], word_vectors: Any) -> np.n
     rows = []
     for name in names:
         vecs = []
-        for word in class_words(name):
+        for word in label_words(name):
             v = word_vectors.vector(word)
             if v is None:
                 vecs += [p for p in (word_vectors.vector(s) for s in word.split("-") if s) if p is not None]
@@ -155,8 +156,6 @@ class DeviseHead:
 
     def conse(self, logits: np.ndarray) -> np.ndarray:
         if self._conse is None:
-            from services.embedder.heads import ConseHead
-
             if self.conse_vectors is None:
                 raise FailedPrecondition("this head mixes in ConSE but was saved without its class vectors")
             self._conse = ConseHead(self.conse_vectors, top_t=int(self.mix.get("conse_top_t", 5)))

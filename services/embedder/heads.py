@@ -2,19 +2,18 @@
 
 `conse` needs no training (Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic
 Embeddings", 2014): the probability-weighted mean of the word vectors of the top-T ImageNet classes.
-A trained DeViSE head (services.embedder.devise) plugs into the same interface.
+A trained DeViSE head (imgsearch.embedder.devise) plugs into the same interface.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from services.embedder.class_words import ClassVectors, build_class_vectors
-from services.embedder.wordvectors import WordVectors
+from imgsearch.embedder.class_words import ClassVectors, build_class_vectors
+from imgsearch.embedder.wordvectors import WordVectors
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +105,3 @@ class ConseHead:
         out = np.einsum("nt,ntd->nd", weights, self.class_vectors[top].astype(np.float64))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def load_head(spec: str, word_vectors: WordVectors, cache_dir: Path) -> SemanticHead:
-    """'conse' -> the zero-shot ConSE head; anything else is the path of a trained DeViSE head."""
-    if spec == "conse":
-        return ConseHead.from_word_vectors(word_vectors)
-    from services.embedder.devise import load_devise_head  # only needed (and written) for trained heads
-
-    return load_devise_head(spec, word_vectors)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from services.config.settings import Limits
-from services.errors import InvalidArgument, ResourceExhausted
+from imgsearch.config.settings import Limits
+from imgsearch.errors import InvalidArgument, ResourceExhausted
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _ORIENTATION = 0x0112  # EXIF tag

@@ -1,8 +1,9 @@
-"""Calls remote embedder replicas over gRPC with the same methods as EmbedderRuntime, so the
-indexer and query services use either without knowing which.
+"""The one client of the Embedder service: remote replicas behind the same methods as
+EmbedderRuntime (the `Embedder` protocol), so the indexer and query services use either without
+knowing which, and the Python client's embedder calls go through it too.
 
 Balancing (round_robin) and retrying UNAVAILABLE on another replica are the channel's job
-(services.serving.channels); this class adds deadlines and maps failures to domain errors.
+(imgsearch.rpc.channels); this class adds deadlines and maps failures to domain errors.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import TypeVar
 import grpc
 import numpy as np
 
-from services.embedder import convert
-from services.embedder.results import ImageOutcome, ModelInfo, VocabularyChunk
-from services.errors import ServiceError, Unavailable
-from services.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
-from services.serving.channels import auth_metadata, make_channel
+from imgsearch.embedder import convert
+from imgsearch.embedder.results import ImageOutcome, ModelInfo, TextEmbedding, VocabularyChunk
+from imgsearch.errors import ServiceError, Unavailable
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
+from imgsearch.rpc.channels import auth_metadata, make_channel
+from imgsearch.rpc.status import rpc_status
 
 SERVICE = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 T = TypeVar("T")
@@ -26,14 +28,16 @@ T = TypeVar("T")
 def error_from_rpc(exc: grpc.RpcError, what: str) -> ServiceError:
     """A domain error for a failed call: the dependency's own status where it is the caller's
     fault (INVALID_ARGUMENT, NOT_FOUND...), UNAVAILABLE when the dependency is down or slow."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = exc.details() if hasattr(exc, "details") else str(exc)
+    code, details = rpc_status(exc)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return Unavailable(f"{what} unavailable ({code.name}): {details}")
     return convert.error_for_code(code.name, details or code.name)
 
 
 class RemoteEmbedder:
+    """Embedder replicas at `addresses` (its own balancing channel), or the Embedder service on a
+    channel the caller owns (`on_channel`, as the Python client does)."""
+
     def __init__(
         self,
         addresses: str | Sequence[str],
@@ -42,20 +46,54 @@ class RemoteEmbedder:
         tls_ca: str | None = None,
         timeout: float = 60.0,
     ):
-        self.addresses = addresses
-        self._channel = make_channel(
+        channel = make_channel(
             addresses, [SERVICE], tls_ca=tls_ca, health_service=SERVICE, wait_for_ready=False
         )
-        self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
-        self._metadata = auth_metadata(token)
+        self._setup(channel, str(addresses), auth_metadata(token), timeout, None, owns_channel=True)
+
+    @classmethod
+    def on_channel(
+        cls,
+        channel: grpc.Channel,
+        *,
+        metadata: tuple[tuple[str, str], ...] = (),
+        timeout: float = 60.0,
+        wait_for_ready: bool | None = None,
+        what: str = "embedder",
+    ) -> RemoteEmbedder:
+        self = cls.__new__(cls)
+        self._setup(channel, what, metadata, timeout, wait_for_ready, owns_channel=False)
+        return self
+
+    def _setup(
+        self,
+        channel: grpc.Channel,
+        what: str,
+        metadata: tuple[tuple[str, str], ...],
+        timeout: float,
+        wait_for_ready: bool | None,
+        owns_channel: bool,
+    ) -> None:
+        self.addresses = what
+        self._channel = channel
+        self._stub = embedder_pb2_grpc.EmbedderStub(channel)
+        self._metadata = metadata
         self._timeout = timeout
+        self._wait_for_ready = wait_for_ready
+        self._owns_channel = owns_channel
 
     def close(self) -> None:
-        self._channel.close()
+        if self._owns_channel:
+            self._channel.close()
 
     def _call(self, fn: Callable[..., T], request, timeout: float | None = None) -> T:
         try:
-            return fn(request, timeout=timeout or self._timeout, metadata=self._metadata)
+            return fn(
+                request,
+                timeout=timeout or self._timeout,
+                metadata=self._metadata,
+                wait_for_ready=self._wait_for_ready,
+            )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, f"embedder at {self.addresses}") from exc
 
@@ -63,9 +101,7 @@ class RemoteEmbedder:
         response = self._call(self._stub.EmbedImages, embedder_pb2.EmbedImagesRequest(images=images))
         return [convert.outcome_from_proto(m) for m in response.embeddings]
 
-    def embed_text(self, text: str):
-        from services.embedder.wordvectors import TextEmbedding
-
+    def embed_text(self, text: str) -> TextEmbedding:
         r = self._call(self._stub.EmbedText, embedder_pb2.EmbedTextRequest(text=text), timeout=10.0)
         return TextEmbedding(np.asarray(r.vector, np.float32), list(r.known_words), list(r.unknown_words))
 

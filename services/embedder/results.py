@@ -1,12 +1,17 @@
-"""What the embedder hands back, as plain data shared by the local runtime and the remote client."""
+"""What the embedder hands back, as plain data shared by the local runtime and the remote client,
+and the `Embedder` protocol the indexer and query services program against.
+
+Nothing here loads a model: the Python client and the services import it without TensorFlow."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from services.errors import ServiceError
+from imgsearch.errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -44,3 +49,23 @@ class VocabularyChunk:
     start_rank: int
     words: list[str]
     vectors: np.ndarray  # (len(words), dim) float32
+
+
+@dataclass(frozen=True)
+class TextEmbedding:
+    """The L2-normalised mean of a text's known words' vectors, and which words were (un)known."""
+
+    vector: np.ndarray
+    known_words: list[str] = field(default_factory=list)
+    unknown_words: list[str] = field(default_factory=list)
+
+
+class Embedder(Protocol):
+    """What the indexer and query services need of an embedder: the in-process runtime or remote
+    replicas reached over gRPC (`RemoteEmbedder`)."""
+
+    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]: ...
+    def embed_text(self, text: str) -> TextEmbedding: ...
+    def embed_features(self, features: np.ndarray) -> np.ndarray: ...
+    def model_info(self) -> ModelInfo: ...
+    def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]: ...

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.config import Settings
-from services.config.settings import Limits
-from services.embedder.batching import Batcher
-from services.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
-from services.errors import InvalidArgument, ResourceExhausted, ServiceError
-from services.serving.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
+from imgsearch.config import Settings
+from imgsearch.config.settings import Limits
+from imgsearch.embedder.batching import Batcher
+from imgsearch.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from imgsearch.errors import InvalidArgument, ResourceExhausted, ServiceError
+from imgsearch.rpc.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 32  # images per CNN forward pass
+MAX_BATCH = 32  # images per CNN forward pass; callers read it from ModelInfo.max_batch
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ class EmbedderRuntime:
     @classmethod
     def load(cls, settings: Settings) -> EmbedderRuntime:
         """Loads (converting and caching on first use) the CNN, word vectors and head."""
-        from services.embedder.cnn import Cnn
-        from services.embedder.heads import load_head
-        from services.embedder.wordvectors import load_word_vectors
+        from imgsearch.embedder.cnn import Cnn
+        from imgsearch.embedder.head_loading import load_head
+        from imgsearch.embedder.wordvectors import load_word_vectors
 
         start = time.perf_counter()
         cnn = Cnn.load(settings.cache_dir)
@@ -111,7 +111,7 @@ class EmbedderRuntime:
         return self._run_batch(pixels)
 
     def _decode_and_queue(self, data: bytes) -> tuple[tuple[int, int], Future]:
-        from services.embedder.images import decode_image
+        from imgsearch.embedder.images import decode_image
 
         try:
             decoded = decode_image(data, self.limits)
@@ -140,8 +140,6 @@ class EmbedderRuntime:
             raise ResourceExhausted(
                 f"text of {len(text)} characters, over the limit max_text_chars={self.limits.max_text_chars}"
             )
-        if not text.strip():
-            raise InvalidArgument("empty text: give at least one word")
         return self.words.embed_text(text)
 
     def model_info(self) -> ModelInfo:

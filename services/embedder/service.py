@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import grpc
 
-from services.embedder import convert
-from services.embedder.runtime import EmbedderRuntime
-from services.errors import InvalidArgument, ResourceExhausted
-from services.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
+from imgsearch.embedder import convert
+from imgsearch.embedder.runtime import EmbedderRuntime
+from imgsearch.errors import InvalidArgument, ResourceExhausted
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
 
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 
@@ -27,7 +27,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     def EmbedText(self, request, context: grpc.ServicerContext) -> embedder_pb2.EmbedTextResponse:
         result = self.runtime.embed_text(request.text)
         return embedder_pb2.EmbedTextResponse(
-            vector=result.vector.tolist(), known_words=result.known, unknown_words=result.unknown
+            vector=result.vector.tolist(), known_words=result.known_words, unknown_words=result.unknown_words
         )
 
     def GetModelInfo(self, request, context: grpc.ServicerContext) -> embedder_pb2.ModelInfo:

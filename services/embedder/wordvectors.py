@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.errors import InvalidArgument, NotFound
+from imgsearch.embedder.results import TextEmbedding
+from imgsearch.errors import InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,6 @@ _CLITIC = re.compile(r"(.+?)(n't|'s|'re|'ve|'ll|'d|'m)")
 def tokenize(text: str) -> list[str]:
     """Lower-cases `text` and splits it into words (see `_WORD`)."""
     return _WORD.findall(text.lower().translate(_APOSTROPHES))
-
-
-@dataclass(frozen=True)
-class TextEmbedding:
-    """The L2-normalised mean of the known words' vectors, and which words were (un)known."""
-
-    vector: np.ndarray
-    known: list[str]
-    unknown: list[str]
 
 
 def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -105,7 +97,7 @@ class WordVectors:
     def embed_text(self, text: str) -> TextEmbedding:
         """Mean of the known words' vectors, L2-normalised; NotFound when no word is known."""
         if not text or not text.strip():
-            raise InvalidArgument("text is empty")
+            raise InvalidArgument("empty text: give at least one word")
         tokens = tokenize(text)
         if not tokens:
             raise InvalidArgument(f"text has no words: {text!r}")
@@ -125,7 +117,7 @@ class WordVectors:
         mean = per_word[0] if len(per_word) == 1 else np.mean(per_word, axis=0)
         norm = float(np.linalg.norm(mean))
         vector = mean / norm if norm > 0 else mean
-        return TextEmbedding(vector=vector.astype(np.float32), known=known, unknown=unknown)
+        return TextEmbedding(vector=vector.astype(np.float32), known_words=known, unknown_words=unknown)
 
     def nearest(
         self, vector: np.ndarray, k: int = 10, vocab_size: int | None = None

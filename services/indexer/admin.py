@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.embedder.results import ModelInfo
-from services.errors import InvalidArgument
-from services.serving.metrics import STORE_POINTS
-from services.vectorstore.base import (
+from imgsearch.embedder.results import ModelInfo
+from imgsearch.errors import InvalidArgument
+from imgsearch.rpc.metrics import STORE_POINTS
+from imgsearch.vectorstore.base import (
     IMAGES,
     WORDS,
     ImagePoint,
@@ -56,14 +56,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def delete(store: VectorStore, ids: list[str], flt: PayloadFilter | None, everything: bool) -> int:
-    """Deletes by ids, else by a non-empty filter, else everything when asked explicitly."""
-    if ids:
-        return store.delete_images(ids=[check_point_id(i) for i in ids])
-    if flt is not None and not flt.is_empty():
-        return store.delete_images(flt=flt)
-    if everything:
-        return store.delete_images(all=True)
-    raise InvalidArgument("delete needs ids, a filter (label or metadata) or all=true")
+    """Deletes by ids, else by a non-empty filter, else everything when asked explicitly (the
+    store's rule, VectorStore.delete_images)."""
+    return store.delete_images(ids=ids, flt=flt, all=everything)
 
 
 @dataclass(frozen=True)

@@ -14,52 +14,18 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
-import numpy as np
-
-from services.embedder.results import ImageOutcome, ModelInfo, VocabularyChunk
-from services.errors import InvalidArgument, ServiceError
-from services.serving.metrics import IMAGES_INGESTED
-from services.vectorstore.base import ImagePoint, VectorStore, check_point_id
+from imgsearch.embedder.results import Embedder
+from imgsearch.errors import InvalidArgument, ServiceError
+from imgsearch.indexer.items import IngestItem, IngestItemResult
+from imgsearch.rpc.metrics import IMAGES_INGESTED
+from imgsearch.vectorstore.base import ImagePoint, VectorStore, check_point_id
 
 log = logging.getLogger(__name__)
 
 # Fixed namespace: the same bytes get the same id on every server, forever.
 ID_NAMESPACE = uuid.UUID("6f1c1f2e-8d5a-5b7e-9a43-2c0d6e1b7a90")
-BATCH = 32  # images per embedder call: one CNN forward pass
 IN_FLIGHT = 2  # batches embedding at once, so decoding and upserts overlap the CNN
-
-Status = Literal["new", "duplicate", "failed"]
-
-
-class Embedder(Protocol):
-    """What the indexer and query services need of an embedder (local runtime or remote replicas)."""
-
-    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]: ...
-    def embed_text(self, text: str): ...
-    def embed_features(self, features: np.ndarray) -> np.ndarray: ...
-    def model_info(self) -> ModelInfo: ...
-    def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]: ...
-
-
-@dataclass
-class IngestItem:
-    image: bytes
-    id: str = ""
-    uri: str = ""
-    label: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    index: int
-    id: str
-    uri: str
-    status: Status
-    error: ServiceError | None = None
 
 
 def content_id(data: bytes) -> tuple[str, str]:
@@ -71,7 +37,9 @@ def content_id(data: bytes) -> tuple[str, str]:
 class Ingestor:
     """Turns a stream of images into stored points, a batch at a time, answering per image."""
 
-    def __init__(self, embedder: Embedder, store: VectorStore, batch: int = BATCH):
+    def __init__(self, embedder: Embedder, store: VectorStore, batch: int):
+        """`batch`: images per embedder call, the embedder's `ModelInfo.max_batch` (one CNN forward
+        pass)."""
         self.embedder = embedder
         self.store = store
         self.batch = batch
@@ -79,7 +47,7 @@ class Ingestor:
         self._claimed: set[str] = set()
         self._claim_lock = threading.Lock()
 
-    def ingest(self, items: Iterable[IngestItem]) -> Iterator[IngestOutcome]:
+    def ingest(self, items: Iterable[IngestItem]) -> Iterator[IngestItemResult]:
         """Outcomes in stream order; up to IN_FLIGHT batches are embedded concurrently."""
         pending: list[Future] = []
         with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="ingest") as pool:
@@ -90,8 +58,8 @@ class Ingestor:
             for job in pending:
                 yield from job.result()
 
-    def _ingest_batch(self, start: int, items: list[IngestItem]) -> list[IngestOutcome]:
-        outcomes: dict[int, IngestOutcome] = {}
+    def _ingest_batch(self, start: int, items: list[IngestItem]) -> list[IngestItemResult]:
+        outcomes: dict[int, IngestItemResult] = {}
         candidates: list[tuple[int, IngestItem, str, str]] = []  # index, item, id, sha256
         for offset, item in enumerate(items):
             index = start + offset
@@ -102,13 +70,13 @@ class Ingestor:
                 pid = check_point_id(item.id) if item.id else cid
                 candidates.append((index, item, pid, sha))
             except ServiceError as exc:
-                outcomes[index] = IngestOutcome(index, item.id, item.uri, "failed", exc)
+                outcomes[index] = _failed(index, item.id, item.uri, exc)
         existing = self.store.existing_ids([pid for _, _, pid, _ in candidates]) if candidates else set()
         to_embed: list[tuple[int, IngestItem, str, str]] = []
         with self._claim_lock:
             for index, item, pid, sha in candidates:
                 if pid in existing or pid in self._claimed:
-                    outcomes[index] = IngestOutcome(index, pid, item.uri, "duplicate")
+                    outcomes[index] = IngestItemResult(index, pid, item.uri, "duplicate")
                 else:
                     self._claimed.add(pid)
                     to_embed.append((index, item, pid, sha))
@@ -123,7 +91,7 @@ class Ingestor:
         return ordered
 
     def _embed_and_store(
-        self, to_embed: list[tuple[int, IngestItem, str, str]], outcomes: dict[int, IngestOutcome]
+        self, to_embed: list[tuple[int, IngestItem, str, str]], outcomes: dict[int, IngestItemResult]
     ) -> None:
         if to_embed:
             try:
@@ -134,7 +102,7 @@ class Ingestor:
             now = time.time()
             for (index, item, pid, sha), result in zip(to_embed, vectors, strict=True):
                 if isinstance(result, ServiceError):
-                    outcomes[index] = IngestOutcome(index, pid, item.uri, "failed", result)
+                    outcomes[index] = _failed(index, pid, item.uri, result)
                     continue
                 payload = {
                     "uri": item.uri,
@@ -147,9 +115,13 @@ class Ingestor:
                     "metadata": dict(item.metadata),
                 }
                 points.append(ImagePoint(pid, result.visual, result.semantic, payload))
-                outcomes[index] = IngestOutcome(index, pid, item.uri, "new")
+                outcomes[index] = IngestItemResult(index, pid, item.uri, "new")
             if points:
                 self.store.upsert_images(points)
+
+
+def _failed(index: int, id: str, uri: str, exc: ServiceError) -> IngestItemResult:
+    return IngestItemResult(index, id, uri, "failed", exc.code_number, exc.message)
 
 
 def _chunks(items: Iterable[IngestItem], size: int) -> Iterator[tuple[int, list[IngestItem]]]:

@@ -6,15 +6,17 @@ from collections.abc import Iterator
 
 import grpc
 
-from services.config import Settings
-from services.embedder.convert import model_info_to_proto
-from services.indexer import admin
-from services.indexer.ingest import Embedder, IngestItem, Ingestor, load_vocabulary
-from services.indexer.reindex import BATCH as REINDEX_BATCH
-from services.indexer.reindex import reindex
-from services.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
-from services.serving.convert import filter_from_proto, item_error
-from services.vectorstore.base import VectorStore
+from imgsearch.config import Settings
+from imgsearch.embedder.convert import model_info_to_proto
+from imgsearch.embedder.results import Embedder
+from imgsearch.indexer import admin
+from imgsearch.indexer.ingest import Ingestor, load_vocabulary
+from imgsearch.indexer.items import IngestItem
+from imgsearch.indexer.reindex import BATCH as REINDEX_BATCH
+from imgsearch.indexer.reindex import reindex
+from imgsearch.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
+from imgsearch.rpc.convert import filter_from_proto
+from imgsearch.vectorstore.base import VectorStore
 
 SERVICE_NAME = indexer_pb2.DESCRIPTOR.services_by_name["Indexer"].full_name
 _STATUS = {
@@ -29,7 +31,7 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
         self.embedder = embedder
         self.store = store
         self.settings = settings
-        self.ingestor = Ingestor(embedder, store)
+        self.ingestor = Ingestor(embedder, store, embedder.model_info().max_batch)
 
     def Ingest(self, request_iterator: Iterator, context: grpc.ServicerContext) -> indexer_pb2.IngestResponse:
         items = (IngestItem(r.image, r.id, r.uri, r.label, dict(r.metadata)) for r in request_iterator)
@@ -38,8 +40,8 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
             result = response.results.add(
                 index=outcome.index, id=outcome.id, uri=outcome.uri, status=_STATUS[outcome.status]
             )
-            if outcome.error is not None:
-                result.error.CopyFrom(item_error(outcome.error))
+            if outcome.status == "failed":
+                result.error.code, result.error.message = outcome.error_code, outcome.error
                 response.failed += 1
             elif outcome.status == "new":
                 response.ingested += 1

@@ -1,1 +1,1 @@
-"""Python stubs generated from protos/ by `python -m services.protogen.build` (never edited by hand)."""
+"""Python stubs generated from protos/ by `python -m imgsearch.protogen.build` (never edited by hand)."""

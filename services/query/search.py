@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.config.settings import Limits
-from services.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
-from services.indexer.ingest import Embedder
-from services.vectorstore.base import SEMANTIC, VISUAL, Hit, PayloadFilter, VectorStore, check_point_id
+from imgsearch.config.settings import Limits
+from imgsearch.embedder.results import Embedder
+from imgsearch.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from imgsearch.vectorstore.base import SEMANTIC, VISUAL, Hit, PayloadFilter, VectorStore, check_point_id
+from imgsearch.vectorstore.checks import check_k
 
 
 @dataclass(frozen=True)
@@ -18,21 +19,13 @@ class ImageSource:
     id: str = ""
 
 
-def check_k(k: int, limits: Limits) -> int:
-    if not 1 <= k <= limits.max_k:
-        raise InvalidArgument(f"k must be between 1 and {limits.max_k}, got {k}")
-    return k
-
-
 def search_text(
     embedder: Embedder, store: VectorStore, text: str, k: int, flt: PayloadFilter | None, limits: Limits
 ) -> tuple[list[Hit], list[str]]:
     """Images nearest to the mean of the text's known words; (hits, unknown words)."""
-    check_k(k, limits)
-    if not text or not text.strip():
-        raise InvalidArgument("empty query: give at least one word")
+    check_k(k, limits.max_k)
     embedded = embedder.embed_text(text)
-    return store.search_images(embedded.vector, SEMANTIC, k, flt), list(embedded.unknown)
+    return store.search_images(embedded.vector, SEMANTIC, k, flt), list(embedded.unknown_words)
 
 
 def _image_vectors(embedder: Embedder, store: VectorStore, source: ImageSource):
@@ -59,7 +52,7 @@ def similar_images(
     limits: Limits,
 ) -> list[Hit]:
     """Images nearest by CNN features to the given or stored image (which comes first itself)."""
-    check_k(k, limits)
+    check_k(k, limits.max_k)
     visual, _ = _image_vectors(embedder, store, source)
     return store.search_images(visual, VISUAL, k, flt)
 
@@ -73,7 +66,7 @@ def tag_image(
     embedder: Embedder, store: VectorStore, source: ImageSource, k: int, limits: Limits
 ) -> list[tuple[str, float]]:
     """The words nearest to the image's semantic vector."""
-    check_k(k, limits)
+    check_k(k, limits.max_k)
     _need_words(store)
     _, semantic = _image_vectors(embedder, store, source)
     return store.search_words(semantic, k)
@@ -83,8 +76,6 @@ def similar_words(
     embedder: Embedder, store: VectorStore, word: str, k: int, limits: Limits
 ) -> list[tuple[str, float]]:
     """Words nearest to a word (or to the mean of several)."""
-    check_k(k, limits)
-    if not word or not word.strip():
-        raise InvalidArgument("empty word")
+    check_k(k, limits.max_k)
     _need_words(store)
     return store.search_words(embedder.embed_text(word).vector, k)

@@ -1,15 +1,15 @@
-"""The Query gRPC servicer: unpack, call services.query.search, pack."""
+"""The Query gRPC servicer: unpack, call imgsearch.query.search, pack."""
 
 from __future__ import annotations
 
 import grpc
 
-from services.config import Settings
-from services.indexer.ingest import Embedder
-from services.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
-from services.query import search
-from services.serving.convert import filter_from_proto, hit_to_proto
-from services.vectorstore.base import VectorStore
+from imgsearch.config import Settings
+from imgsearch.embedder.results import Embedder
+from imgsearch.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
+from imgsearch.query import search
+from imgsearch.rpc.convert import filter_from_proto, hit_to_proto
+from imgsearch.vectorstore.base import VectorStore
 
 SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 

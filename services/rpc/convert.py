@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
-
-from services.errors import ServiceError
-from services.protogen.imagesearch.v1 import common_pb2
-from services.vectorstore.base import Hit, PayloadFilter
+from imgsearch.errors import ServiceError
+from imgsearch.protogen.imagesearch.v1 import common_pb2
+from imgsearch.vectorstore.base import Hit, PayloadFilter
 
 
 def filter_from_proto(
@@ -21,7 +19,7 @@ def filter_from_proto(
 
 
 def item_error(exc: ServiceError) -> common_pb2.ItemError:
-    return common_pb2.ItemError(code=getattr(grpc.StatusCode, exc.code_name).value[0], message=exc.message)
+    return common_pb2.ItemError(code=exc.code_number, message=exc.message)
 
 
 def hit_to_proto(hit: Hit) -> common_pb2.ImageHit:

@@ -1,5 +1,5 @@
 """One server interceptor for the cross-cutting work of every RPC: the shared-secret check,
-metrics and logs, and turning domain errors (services.errors) into gRPC status codes.
+metrics and logs, and turning domain errors (imgsearch.errors) into gRPC status codes.
 
 Servicers stay thin: they raise `ServiceError`s and never build status codes themselves.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import grpc
 
-from services.errors import ServiceError
-from services.serving.metrics import RPC_LATENCY, RPC_REQUESTS
+from imgsearch.errors import ServiceError
+from imgsearch.rpc.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _abort_for(exc: BaseException, context: grpc.ServicerContext, service: str, 
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the servicer already aborted
     log.exception("internal error in %s/%s", service, method)
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    context.abort(grpc.StatusCode.INTERNAL, "internal error (the server log has the details)")
 
 
 def _text(details: str | bytes | None) -> str:

@@ -14,8 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.config import Settings
-from services.serving.interceptors import ServingInterceptor
+from imgsearch.config import Settings
+from imgsearch.rpc.interceptors import ServingInterceptor
 
 log = logging.getLogger(__name__)
 

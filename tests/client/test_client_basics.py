@@ -7,10 +7,10 @@ from concurrent import futures
 import grpc
 import pytest
 
-from services.client import ClientError, ImageSearchClient, IngestItem, from_settings
-from services.client.client import _chunks
-from services.config import Settings
-from services.protogen.imagesearch.v1 import common_pb2, indexer_pb2, indexer_pb2_grpc
+from imgsearch.client import ClientError, ImageSearchClient, IngestItem, from_settings
+from imgsearch.client.client import _chunks
+from imgsearch.config import Settings
+from imgsearch.protogen.imagesearch.v1 import common_pb2, indexer_pb2, indexer_pb2_grpc
 
 
 def test_from_settings_uses_addresses_and_token():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.config.cpus import usable_cpus
+from imgsearch.config.cpus import usable_cpus
 
 
 def test_usable_cpus_follow_a_container_cpu_limit(tmp_path):

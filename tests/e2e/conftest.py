@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.config import Settings
-from services.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
-from services.serving.app import Components, start, stop
-from services.serving.server import Served
+from imgsearch.app.serve import Components, start, stop
+from imgsearch.config import Settings
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
+from imgsearch.rpc.server import Served
 
 VOCAB = 50_000
 

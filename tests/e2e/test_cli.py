@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.cli.main import Environment, ExitStatus, main
+from imgsearch.cli.main import Environment, ExitStatus, main
 
 pytestmark = pytest.mark.slow
 

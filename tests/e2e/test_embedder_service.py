@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.protogen.imagesearch.v1 import embedder_pb2
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2
 
 pytestmark = pytest.mark.slow
 

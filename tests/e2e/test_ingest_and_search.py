@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.protogen.imagesearch.v1 import common_pb2, indexer_pb2, query_pb2
+from imgsearch.protogen.imagesearch.v1 import common_pb2, indexer_pb2, query_pb2
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ import time
 import grpc
 import pytest
 
-from services.protogen.imagesearch.v1 import indexer_pb2, query_pb2
-from services.serving.app import stop
-from services.serving.process import ServerProcess
+from imgsearch.app.process import ServerProcess
+from imgsearch.app.serve import stop
+from imgsearch.protogen.imagesearch.v1 import indexer_pb2, query_pb2
 from tests.e2e.conftest import start_server, stubs_for
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.protogen.imagesearch.v1 import embedder_pb2, indexer_pb2
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2, indexer_pb2
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.cli.main import Environment, ExitStatus, main
-from services.client import ClientError, ImageSearchClient
-from services.protogen.imagesearch.v1 import query_pb2, query_pb2_grpc
-from services.serving.app import stop
+from imgsearch.app.serve import stop
+from imgsearch.cli.main import Environment, ExitStatus, main
+from imgsearch.client import ClientError, ImageSearchClient
+from imgsearch.protogen.imagesearch.v1 import query_pb2, query_pb2_grpc
 from tests.e2e.conftest import start_server
 
 pytestmark = pytest.mark.slow

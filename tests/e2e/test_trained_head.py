@@ -9,12 +9,12 @@ import shutil
 import numpy as np
 import pytest
 
-from services.cli.main import Environment, main
-from services.embedder.devise import load_devise_head
-from services.embedder.images import decode_image
-from services.errors import FailedPrecondition
-from services.protogen.imagesearch.v1 import embedder_pb2, indexer_pb2
-from services.serving.app import stop
+from imgsearch.app.serve import stop
+from imgsearch.cli.main import Environment, main
+from imgsearch.embedder.devise import load_devise_head
+from imgsearch.embedder.images import decode_image
+from imgsearch.errors import FailedPrecondition
+from imgsearch.protogen.imagesearch.v1 import embedder_pb2, indexer_pb2
 from tests.e2e.conftest import start_server, stubs_for
 
 pytestmark = pytest.mark.slow

@@ -5,13 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.embedder import datasets
-from services.embedder.devise import DeviseHead, class_vectors, imagenet_evidence, load_devise_head, normalise
-from services.embedder.features import cached_features
-from services.embedder.heads import ConseHead, load_head
-from services.embedder.training import TrainConfig, train_head
-from services.embedder.wordvectors import load_word_vectors
-from services.errors import FailedPrecondition
+from imgsearch.embedder.devise import (
+    DeviseHead,
+    class_vectors,
+    imagenet_evidence,
+    load_devise_head,
+    normalise,
+)
+from imgsearch.embedder.head_loading import load_head
+from imgsearch.embedder.heads import ConseHead
+from imgsearch.embedder.training import datasets
+from imgsearch.embedder.training.features import cached_features
+from imgsearch.embedder.training.trainer import TrainConfig, train_head
+from imgsearch.embedder.wordvectors import load_word_vectors
+from imgsearch.errors import FailedPrecondition
 
 pytestmark = [
     pytest.mark.slow,

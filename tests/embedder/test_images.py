@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.config.settings import Limits
-from services.embedder.images import decode_image
-from services.errors import InvalidArgument, ResourceExhausted
+from imgsearch.config.settings import Limits
+from imgsearch.embedder.images import decode_image
+from imgsearch.errors import InvalidArgument, ResourceExhausted
 
 LIMITS = Limits()
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 160, 0), (255, 255, 255)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.embedder import wordvectors
-from services.embedder.wordvectors import WordVectors, load_word_vectors, tokenize
-from services.errors import InvalidArgument, NotFound
+from imgsearch.embedder import wordvectors
+from imgsearch.embedder.wordvectors import WordVectors, load_word_vectors, tokenize
+from imgsearch.errors import InvalidArgument, NotFound
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,14 @@ def test_embed_text_is_normalised_mean_of_known_words(glove: WordVectors):
     result = glove.embed_text("Cat  SOFA")
     expected = glove.vector("cat") + glove.vector("sofa")
     expected /= np.linalg.norm(expected)
-    assert result.known == ["cat", "sofa"] and result.unknown == []
+    assert result.known_words == ["cat", "sofa"] and result.unknown_words == []
     assert np.allclose(result.vector, expected, atol=1e-6)
     assert float(result.vector @ glove.vector("cat")) < 0.99  # both words count
 
 
 def test_unknown_words_are_reported_not_dropped(glove: WordVectors):
     result = glove.embed_text("cat qwxzvbn")
-    assert result.known == ["cat"] and result.unknown == ["qwxzvbn"]
+    assert result.known_words == ["cat"] and result.unknown_words == ["qwxzvbn"]
     assert np.allclose(result.vector, glove.vector("cat"), atol=1e-6)
 
 
@@ -65,7 +65,7 @@ def test_blank_text_is_invalid(glove: WordVectors, text: str):
 
 def test_unknown_compound_falls_back_to_its_parts(glove: WordVectors):
     result = glove.embed_text("sea-turtle")
-    assert result.known == ["sea-turtle"]
+    assert result.known_words == ["sea-turtle"]
     expected = glove.vector("sea") + glove.vector("turtle")
     assert np.allclose(result.vector, expected / np.linalg.norm(expected), atol=1e-6)
     both = glove.embed_text("sea-turtle cat").vector  # the compound weighs as one word, not two

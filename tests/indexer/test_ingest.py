@@ -7,13 +7,13 @@ import threading
 import numpy as np
 import pytest
 
-from services.embedder.remote import RemoteEmbedder
-from services.errors import InvalidArgument
-from services.indexer.admin import PrecomputedPoint, delete, upsert_vectors
-from services.indexer.ingest import IngestItem, Ingestor, content_id, load_vocabulary
-from services.serving.process import free_port
-from services.vectorstore.base import PayloadFilter
-from services.vectorstore.edge import EdgeStore
+from imgsearch.app.process import free_port
+from imgsearch.embedder.remote import RemoteEmbedder
+from imgsearch.errors import InvalidArgument, Unavailable
+from imgsearch.indexer.admin import PrecomputedPoint, delete, upsert_vectors
+from imgsearch.indexer.ingest import IngestItem, Ingestor, content_id, load_vocabulary
+from imgsearch.vectorstore.base import PayloadFilter
+from imgsearch.vectorstore.edge import EdgeStore
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def test_outcomes_in_order_with_duplicates_and_failures(runtime, store, photos):
     assert [o.status for o in out] == ["new", "failed", "duplicate", "failed", "failed", "new"]
     assert out[0].id == out[2].id == content_id(cat)[0]
     assert out[5].id == "00000000-0000-0000-0000-0000000000aa"
-    assert [type(o.error).__name__ for o in out if o.error] == ["InvalidArgument"] * 3
+    assert [o.error_code for o in out if o.error] == [InvalidArgument.code_number] * 3
     point = store.get_image(out[0].id)
     assert point.payload["label"] == "cat" and point.payload["metadata"] == {"k": "v"}
     assert point.payload["sha256"] == content_id(cat)[1] and point.payload["feature_norm"] > 0
@@ -57,7 +57,7 @@ def test_outcomes_in_order_with_duplicates_and_failures(runtime, store, photos):
 
 def test_the_same_image_from_two_concurrent_streams_is_stored_once(runtime, store, photos):
     data = [photos[n].read_bytes() for n in ("bear", "drone", "guitar", "laptop")]
-    ingestor = Ingestor(runtime, store)
+    ingestor = Ingestor(runtime, store, batch=runtime.model_info().max_batch)
     results: list[list[str]] = []
 
     def stream() -> None:
@@ -75,10 +75,10 @@ def test_the_same_image_from_two_concurrent_streams_is_stored_once(runtime, stor
 def test_with_the_embedder_down_every_image_fails_with_unavailable_and_nothing_is_stored(store, photos):
     down = RemoteEmbedder(f"127.0.0.1:{free_port()}", timeout=5)
     try:
-        out = list(Ingestor(down, store).ingest([IngestItem(photos["bear"].read_bytes())]))
+        out = list(Ingestor(down, store, batch=32).ingest([IngestItem(photos["bear"].read_bytes())]))
     finally:
         down.close()
-    assert out[0].status == "failed" and type(out[0].error).__name__ == "Unavailable"
+    assert out[0].status == "failed" and out[0].error_code == Unavailable.code_number
     assert store.count_images() == 0
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.config.settings import Limits
-from services.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.indexer.ingest import IngestItem, Ingestor
-from services.query import search
-from services.vectorstore.edge import EdgeStore
+from imgsearch.config.settings import Limits
+from imgsearch.errors import FailedPrecondition, InvalidArgument, NotFound
+from imgsearch.indexer.ingest import IngestItem, Ingestor
+from imgsearch.query import search
+from imgsearch.vectorstore.edge import EdgeStore
 
 pytestmark = pytest.mark.slow
 LIMITS = Limits()
@@ -20,7 +20,11 @@ def store(tmp_path_factory, runtime, photos):
     info = runtime.model_info()
     s.ensure_collections(info.visual_dim, info.semantic_dim, info.semantic_dim)
     names = ["jellyfish", "guitar", "puppy", "laptop"]
-    list(Ingestor(runtime, s).ingest(IngestItem(photos[n].read_bytes(), label=n) for n in names))
+    list(
+        Ingestor(runtime, s, batch=runtime.model_info().max_batch).ingest(
+            IngestItem(photos[n].read_bytes(), label=n) for n in names
+        )
+    )
     yield s
     s.close()
 
@@ -59,7 +63,7 @@ def test_words_need_the_vocabulary_loaded(runtime, store, photos):
         search.tag_image(runtime, store, source, 5, LIMITS)
     with pytest.raises(FailedPrecondition):
         search.similar_words(runtime, store, "dog", 5, LIMITS)
-    from services.indexer.ingest import load_vocabulary
+    from imgsearch.indexer.ingest import load_vocabulary
 
     load_vocabulary(runtime, store, 20_000)
     assert "dog" in [w for w, _ in search.tag_image(runtime, store, source, 5, LIMITS)]

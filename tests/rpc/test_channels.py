@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.serving.channels import channel_options, resolve_target
+from imgsearch.rpc.channels import channel_options, resolve_target
 
 
 def test_channel_options_carry_limits_retries_balancing_and_wait_for_ready():

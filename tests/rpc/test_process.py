@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from services.serving.process import ServerExited, ServerProcess, free_port
+from imgsearch.app.process import ServerExited, ServerProcess, free_port
 
 
 def test_free_port_is_bindable():

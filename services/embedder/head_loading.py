@@ -1,0 +1,16 @@
+"""Which semantic head a spec names: the one place a head is chosen and loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imgsearch.embedder.devise import load_devise_head
+from imgsearch.embedder.heads import ConseHead, SemanticHead
+from imgsearch.embedder.wordvectors import WordVectors
+
+
+def load_head(spec: str, word_vectors: WordVectors, cache_dir: Path) -> SemanticHead:
+    """'conse' -> the zero-shot ConSE head; anything else is the path of a trained DeViSE head."""
+    if spec == "conse":
+        return ConseHead.from_word_vectors(word_vectors)
+    return load_devise_head(spec, word_vectors)

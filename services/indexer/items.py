@@ -1,0 +1,34 @@
+"""What goes into an ingest and what comes back per image: one definition for the Indexer service,
+the Python client and the CLI (plain data, importable without the server's packages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["new", "duplicate", "failed"]
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One image to ingest; `id` empty means the server derives it from the content."""
+
+    image: bytes
+    id: str = ""
+    uri: str = ""
+    label: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestItemResult:
+    """What happened to one ingested image; `index` counts over the whole ingest call.
+
+    `error_code` is the number of a gRPC status code when the image failed (3 = INVALID_ARGUMENT)."""
+
+    index: int
+    id: str
+    uri: str
+    status: Status
+    error_code: int = 0
+    error: str = ""
