@@ -36,8 +36,9 @@ LITE_SERVER = (
     "grpcio-reflection",
     "qdrant-client",
     "qdrant-edge-py",
-    "pillow",
+    "pillow",  # thumbnails, made by the indexer
     "prometheus-client",
+    "aiohttp",  # the HTTP/JSON API and web page (serve --http-port)
 )
 
 # Installed in every Python image already; pinning them would fight the base image's pip.

@@ -31,6 +31,20 @@ class NotFound(ServiceError):
     code_number = 5
 
 
+class AlreadyExists(ServiceError):
+    """An id already holds other content."""
+
+    code_name = "ALREADY_EXISTS"
+    code_number = 6
+
+
+class PermissionDenied(ServiceError):
+    """The caller's token may not do this (another namespace, or an administrative call)."""
+
+    code_name = "PERMISSION_DENIED"
+    code_number = 7
+
+
 class ResourceExhausted(ServiceError):
     """Over a size limit (bytes, pixels, images per request)."""
 

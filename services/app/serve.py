@@ -8,13 +8,16 @@ NOT_SERVING, in-flight calls get `grace_seconds` to finish, the store is flushed
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgsearch.app.http_api import listen_socket, start_http, web_url
 from imgsearch.config import Settings
 from imgsearch.embedder.remote import RemoteEmbedder
 from imgsearch.embedder.runtime import EmbedderRuntime
@@ -83,6 +86,7 @@ class Components:
 
     embedder: Any = None
     store: Any = None
+    http: Any = None  # the HTTP/JSON API's server (HttpServer), when --http-port is given
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -106,6 +110,9 @@ def build(settings: Settings, roles: Sequence[str], stopping: threading.Event | 
 
 
 def _build(parts: Components, settings: Settings, roles: Sequence[str], stopping: threading.Event) -> None:
+    if "indexer" in roles or "query" in roles:  # first: a data directory held by another server
+        parts.store = open_store(settings)  # fails now, not after the models load
+        parts.closers.append(parts.store.close)
     if "embedder" in roles:
         parts.embedder = EmbedderRuntime.load(settings)
         parts.closers.append(parts.embedder.close)
@@ -120,18 +127,20 @@ def _build(parts: Components, settings: Settings, roles: Sequence[str], stopping
         )
     if "indexer" in roles or "query" in roles:
         info = _model_info(parts.embedder, stopping)
-        parts.store = open_store(settings)
-        parts.closers.append(parts.store.close)
         parts.store.ensure_collections(info.visual_dim, info.semantic_dim, info.semantic_dim)
         if "indexer" in roles:
 
             def progress(done: int, total: int) -> None:
                 log.info("loading the words collection: %d/%d words", done, total)
 
+            started = time.perf_counter()
             count, loaded = load_vocabulary(
                 parts.embedder, parts.store, settings.vocab_size, progress=progress
             )
-            log.info("words collection: %d words%s", count, " (loaded now)" if loaded else "")
+            took = time.perf_counter() - started
+            log.info(
+                "words collection: %d words%s", count, f" (loaded now in {took:.1f} s)" if loaded else ""
+            )
 
 
 def _model_info(embedder: Any, stopping: threading.Event, attempts: int = 60):
@@ -171,12 +180,23 @@ def start(
     served = create_server(
         settings, registrations, extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else ()
     )
+    http = None
     try:
+        if settings.http_port is not None:  # bound now, so a taken port fails before the models load
+            ready = threading.Event()
+            http = start_http(settings, settings.http_port, deferred, ready.is_set)
         parts = build(settings, roles, stopping)
     except BaseException:
         served.server.stop(0)
+        if http is not None:
+            http.stop()
         raise
     bind(roles, deferred, parts, settings)
+    if http is not None:
+        http.api.store = parts.store
+        parts.http = http
+        parts.closers.append(http.stop)  # closed first: no HTTP call reaches a closed store
+        ready.set()
     served.set_serving(True)
     log.info("serving %s on port %d", ", ".join(roles), served.port)
     return served, parts
@@ -189,19 +209,53 @@ def stop(served: Served, parts: Components, grace: float) -> None:
     parts.close()
 
 
+def taken_ports(settings: Settings) -> str:
+    """What stops this server from listening, in one line ("" when every port is free): checked
+    before anything binds or any model loads."""
+    wanted = [("gRPC", settings.port, "--port / IMGSEARCH_PORT")]
+    if settings.http_port:
+        wanted.append(("HTTP", settings.http_port, "--http-port / IMGSEARCH_HTTP_PORT"))
+    if settings.metrics_port:
+        wanted.append(("metrics", settings.metrics_port, "--metrics-port / IMGSEARCH_METRICS_PORT"))
+    for what, port, flag in wanted:
+        if not port:
+            continue
+        try:
+            listen_socket(settings.host, port).close()
+        except OSError as exc:
+            reason = (
+                "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+            )
+            return (
+                f"the {what} port {port} on {settings.host} {reason} (another `imgsearch serve`?); "
+                f"stop that process or choose another port with {flag}"
+            )
+    return ""
+
+
 def serve(settings: Settings, roles: Sequence[str]) -> int:
     """Runs until SIGTERM or SIGINT; the exit code for the CLI."""
     configure_logging(settings.log_format)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    start_metrics_server(settings.metrics_port)
+    taken = taken_ports(settings)
+    if taken:
+        log.error("cannot start: %s", taken)
+        return 2
+    start_metrics_server(settings.metrics_port, settings.host)
     try:
         served, parts = start(settings, roles, stopping)
     except (ServiceError, ValueError, OSError) as exc:
         log.error("cannot start: %s", getattr(exc, "message", exc))
         return 2
+    except RuntimeError as exc:  # grpc's "Failed to bind", should the port be taken meanwhile
+        log.error("cannot start: %s", exc)
+        return 2
     print(f"imgsearch serving {', '.join(parse_roles(roles))} on port {served.port}", flush=True)
+    if parts.http is not None:
+        tls = bool(settings.tls_cert and settings.tls_key)
+        print(f"web page and HTTP API: {web_url(settings.host, parts.http.port, tls)}", flush=True)
     stopping.wait()
     log.info("stopping: draining calls for up to %.0f s", settings.grace_seconds)
     stop(served, parts, settings.grace_seconds)

@@ -13,17 +13,20 @@ from typing import TextIO
 import grpc
 
 from imgsearch.cli import output
+from imgsearch.cli.confirm import confirm, namespace_name
 from imgsearch.cli.ingest import expand_paths, ingest_files
 from imgsearch.cli.status import CommandError, ExitStatus
-from imgsearch.client import ClientError, ImageSearchClient, SearchResult, WordResult, from_settings
+from imgsearch.client import ClientError, Filter, ImageSearchClient, SearchResult, WordResult, from_settings
 from imgsearch.config import Settings
 from imgsearch.reports.html import NO_THUMBNAILS_NOTE, can_make_thumbnails
 from imgsearch.reports.progress import progress_bar
 
 
 def connect(args: argparse.Namespace, settings: Settings) -> ImageSearchClient:
-    """A client that fails fast when nothing listens (a CLI should not hang on a dead address)."""
-    return from_settings(settings, timeout=args.timeout or 30.0, wait_for_ready=False)
+    """A client that fails fast when nothing listens (a CLI should not hang on a dead address), in
+    the namespace of `--namespace` (default: the default namespace)."""
+    namespace = getattr(args, "namespace", None) or ""
+    return from_settings(settings, timeout=args.timeout or 30.0, wait_for_ready=False, namespace=namespace)
 
 
 def parse_meta(pairs: list[str] | None) -> dict[str, str]:
@@ -77,7 +80,7 @@ def _emit_images(
     if result.unknown_terms:
         err.write(f"unknown words (ignored): {', '.join(result.unknown_terms)}\n")
     if args.html:
-        gallery = output.Gallery(title)
+        gallery = output.Gallery(title, local_roots=getattr(args, "html_images", None) or ())
         gallery.add_images(title, result, query_image)
         _write_gallery(gallery, args.html, err)
     return ExitStatus.SUCCESS
@@ -105,12 +108,37 @@ def _emit_words(
 # -- queries ---------------------------------------------------------------------------------------
 
 
+def query_filter(args: argparse.Namespace) -> Filter:
+    """The filter flags (--label, --meta, --not-label, --not-meta, --has-meta, --no-meta) as a Filter."""
+    return Filter(
+        labels=args.label or (),
+        metadata=parse_meta(args.meta),
+        exclude_labels=args.not_label or (),
+        exclude_metadata=tuple(parse_meta([pair]).popitem() for pair in args.not_meta or ()),
+        has_metadata=args.has_meta or (),
+        missing_metadata=args.no_meta or (),
+    )
+
+
+def _paging(args: argparse.Namespace) -> dict:
+    return {"offset": args.offset, "min_score": args.min_score, "diverse": args.diverse}
+
+
 def cmd_search(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     text = " ".join(args.text).strip()
     if not text:
         raise CommandError("search needs some text", ExitStatus.USAGE)
     with connect(args, settings) as client:
-        result = client.search(text, k=args.k, label=args.label, metadata=parse_meta(args.meta))
+        result = client.search(
+            text,
+            k=args.k,
+            filter=query_filter(args),
+            with_thumbnails=bool(args.html),
+            mode=args.mode,
+            **_paging(args),
+        )
+    if result.ignored_terms:
+        err.write(f"stop words (ignored): {', '.join(result.ignored_terms)}\n")
     return _emit_images(args, result, f"search: {text}", out, err)
 
 
@@ -118,9 +146,25 @@ def cmd_similar(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     image, id_, path = _image_source(args)
     with connect(args, settings) as client:
         result = client.similar(
-            image=image, id=id_, k=args.k, label=args.label, metadata=parse_meta(args.meta)
+            image=image,
+            id=id_,
+            k=args.k,
+            filter=query_filter(args),
+            include_self=args.include_self,
+            with_thumbnails=bool(args.html),
+            **_paging(args),
         )
     return _emit_images(args, result, f"similar: {args.image or args.id}", out, err, path)
+
+
+def cmd_facets(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    with connect(args, settings) as client:
+        counts = client.facets(args.key, filter=query_filter(args), limit=args.limit)
+    if args.json:
+        output.write_json(output.facets_json(args.key, counts), out)
+    else:
+        out.write(output.facets_table(args.key or "label", counts))
+    return ExitStatus.SUCCESS
 
 
 def cmd_tags(args, settings: Settings, out: TextIO, err: TextIO) -> int:
@@ -161,11 +205,12 @@ def cmd_ingest(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     failed = [(m, "no such file") for m in found.missing] + outcome.failed
     s = outcome.summary
     if args.json:
-        output.write_json(output.ingest_json(s.ingested, s.duplicates, failed), out)
+        output.write_json(output.ingest_json(s.ingested, s.duplicates, failed, s.updated), out)
     else:
         for path, error in failed:
             err.write(f"failed: {path}: {error}\n")
-        out.write(f"ingested {s.ingested}, duplicates {s.duplicates}, failed {len(failed)}\n")
+        updated = f", updated {s.updated} (new label or metadata)" if s.updated else ""
+        out.write(f"ingested {s.ingested}, duplicates {s.duplicates}{updated}, failed {len(failed)}\n")
     return ExitStatus.PARTIAL if failed else ExitStatus.SUCCESS
 
 
@@ -175,6 +220,9 @@ def cmd_delete(args, settings: Settings, out: TextIO, err: TextIO) -> int:
         raise CommandError("delete needs --id ID..., --label, --meta key=value or --all", ExitStatus.USAGE)
     if args.id and (args.label or metadata or args.all):
         raise CommandError("--id cannot be combined with a filter or --all", ExitStatus.USAGE)
+    if not args.id:  # every image, or every image a filter matches: ask first on a terminal
+        what = "every image" if not (args.label or metadata) else "every image matching the filter"
+        confirm(f"delete {what} of {namespace_name(args)}?", args, err)
     with connect(args, settings) as client:
         deleted = client.delete(ids=args.id, label=args.label, metadata=metadata, all=args.all)
     if args.json:
@@ -197,11 +245,13 @@ def cmd_stats(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 def cmd_vocab(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     err.write("loading the vocabulary into the words collection...\n")
     with connect(args, settings) as client:
-        words = client.load_vocabulary(limit=args.limit, force=args.force)
+        words, loaded = client.load_vocabulary_report(limit=args.limit, force=args.force)
     if args.json:
-        output.write_json({"words": words}, out)
+        output.write_json({"words": words, "loaded": loaded}, out)
+    elif loaded:
+        out.write(f"words collection holds {words} words (loaded now)\n")
     else:
-        out.write(f"words collection holds {words} words\n")
+        out.write(f"words collection already holds {words} words: nothing to load (--force reloads)\n")
     return ExitStatus.SUCCESS
 
 
@@ -245,6 +295,11 @@ def cmd_health(args, settings: Settings, out: TextIO, err: TextIO) -> int:
             if e.code == grpc.StatusCode.NOT_FOUND:
                 raise CommandError(f"the server has no service {args.service!r}", ExitStatus.NOT_FOUND) from e
             raise
+        if not serving:  # down, or nothing there at all: say which
+            try:
+                client.connect()
+            except ClientError as e:
+                err.write(f"{e.message} (is `imgsearch serve` running?)\n")
     status = "SERVING" if serving else "NOT_SERVING"
     if args.json:
         output.write_json({"status": status}, out)

@@ -15,6 +15,9 @@ from imgsearch.client import ImageSearchClient, IngestItem, IngestSummary
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 _GLOB_CHARS = frozenset("*?[")
+# Images per ingest stream from the CLI: the server answers per stream, so this is how often the
+# progress bar moves (two batches of the embedder's 32; the client keeps two streams in flight).
+PROGRESS_CHUNK = 64
 
 
 def is_image_file(path: Path) -> bool:
@@ -110,7 +113,8 @@ def ingest_files(
     metadata: Mapping[str, str] | None = None,
     max_image_bytes: int = 20 * 1024 * 1024,
 ) -> IngestOutcome:
-    """Reads each file lazily and streams it; uri is the absolute path; `progress` counts sent files."""
+    """Reads each file lazily and streams it; uri is the absolute path. `progress` counts the images
+    the server has answered for (stored, duplicate or failed), so its rate and ETA are the server's."""
     local_failures: list[tuple[str, str]] = []
     lock = threading.Lock()  # files are counted from this thread and from the client's gRPC threads
 
@@ -132,5 +136,5 @@ def ingest_files(
             file_label = labels[path] if labels and path in labels else label_for(path, label, label_from_dir)
             yield IngestItem(image=data, uri=str(path), label=file_label, metadata=dict(metadata or {}))
 
-    summary = client.ingest(items(), on_sent=count)
+    summary = client.ingest(items(), on_result=count, chunk_items=PROGRESS_CHUNK)
     return IngestOutcome(summary, local_failures)

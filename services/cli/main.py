@@ -17,9 +17,10 @@ from typing import TextIO
 
 import grpc
 
-from imgsearch.cli import commands, train_eval
+from imgsearch.cli import commands, data, train_eval
 from imgsearch.cli.environment import Environment
 from imgsearch.cli.status import CommandError, ExitStatus, exit_status_for
+from imgsearch.cli.waiting import is_starting, run_command
 from imgsearch.client import ClientError
 from imgsearch.config import Settings
 
@@ -43,6 +44,7 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[object], object]]] = {
     "glove": ("glove", str),
     "vocab_size": ("vocab_size", int),
     "metrics_port": ("metrics_port", int),
+    "http_port": ("http_port", int),
     "log_format": ("log_format", str),
 }
 
@@ -80,7 +82,9 @@ def _connection_flags() -> argparse.ArgumentParser:
     g.add_argument("--indexer-addr", help="indexer address when separate (env IMGSEARCH_INDEXER_ADDR)")
     g.add_argument("--token", help="shared secret (env IMGSEARCH_TOKEN)")
     g.add_argument("--tls-ca", help="CA certificate (PEM) to trust for TLS (env IMGSEARCH_TLS_CA)")
-    g.add_argument("--timeout", type=float, help="seconds per call (default 30)")
+    g.add_argument(
+        "--timeout", type=float, help="seconds per call, and to wait for a server still starting (default 30)"
+    )
     return p
 
 
@@ -90,20 +94,57 @@ def _json_flag() -> argparse.ArgumentParser:
     return p
 
 
+def _namespace_flag() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--namespace", metavar="NAME", help="work in this namespace (default: the default namespace)"
+    )
+    return p
+
+
 def _query_flags(filters: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("-k", type=int, default=10, help="number of results (1 to 1000, default 10)")
     if filters:
-        p.add_argument("--label", help="only images with this label")
-        p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="only images with this metadata")
+        _filter_flags(p)
+        p.add_argument("--offset", type=int, default=0, help="skip this many results (offset + k <= 1000)")
+        p.add_argument("--min-score", type=float, metavar="SCORE", help="drop results scoring below SCORE")
+        p.add_argument(
+            "--diverse",
+            type=float,
+            nargs="?",
+            const=0.5,
+            metavar="LAMBDA",
+            help="varied results by maximal marginal relevance; LAMBDA 0..1 weighs relevance (default 0.5)",
+        )
     p.add_argument("--html", metavar="FILE", help="also write an HTML gallery of the results")
+    p.add_argument(
+        "--html-images",
+        action="append",
+        metavar="DIR",
+        help="show the results' own pictures in the gallery when their uri is a file under DIR (repeat)",
+    )
     return p
+
+
+def _filter_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label", action="append", help="only images with this label (repeat: any of them)")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="only images with this metadata")
+    p.add_argument("--not-label", action="append", metavar="LABEL", help="leave out images with this label")
+    p.add_argument(
+        "--not-meta", action="append", metavar="KEY=VALUE", help="leave out images with this metadata"
+    )
+    p.add_argument("--has-meta", action="append", metavar="KEY", help="only images with this metadata key")
+    p.add_argument("--no-meta", action="append", metavar="KEY", help="only images without this metadata key")
 
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server settings (flags override the environment)")
     g.add_argument("--port", type=int, help="port to listen on (env IMGSEARCH_PORT, default 50051)")
-    g.add_argument("--host", help="interface to bind (env IMGSEARCH_HOST, default [::])")
+    g.add_argument(
+        "--host",
+        help="interface to bind (env IMGSEARCH_HOST, default 127.0.0.1; [::] or 0.0.0.0 for every interface)",
+    )
     g.add_argument("--data", help="data directory (env IMGSEARCH_DATA, default ./data)")
     g.add_argument("--cache-dir", help="model cache (env IMGSEARCH_CACHE)")
     g.add_argument("--qdrant-url", help="Qdrant server; unset = embedded store (env QDRANT_URL)")
@@ -112,10 +153,50 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--glove", help="a GloVe text file (env IMGSEARCH_GLOVE)")
     g.add_argument("--vocab-size", type=int, help="words in the words collection (env IMGSEARCH_VOCAB_SIZE)")
     g.add_argument("--metrics-port", type=int, help="Prometheus metrics port, 0 = off")
+    g.add_argument(
+        "--http-port",
+        type=int,
+        help="also serve the HTTP/JSON API and the web page on this port (env IMGSEARCH_HTTP_PORT)",
+    )
     g.add_argument("--log-format", choices=["text", "json"], help="log format (env IMGSEARCH_LOG_FORMAT)")
     g.add_argument("--token", help="require this shared secret (env IMGSEARCH_TOKEN)")
     g.add_argument("--tls-cert", help="TLS certificate (PEM)")
     g.add_argument("--tls-key", help="TLS private key (PEM)")
+
+
+def _add_data_commands(add: Callable[..., argparse.ArgumentParser], parents: list) -> None:
+    """get, list, update, export, import (cli/data.py)."""
+    p = add("get", data.cmd_get, "stored records by id (uri, label, metadata, when ingested)", parents)
+    p.add_argument("ids", nargs="*", metavar="ID", help="image ids")
+    p.add_argument("--id", action="append", metavar="ID", help="an image id (repeatable)")
+
+    p = add("list", data.cmd_list, "page through the stored records, in id order", parents)
+    p.add_argument("-k", "--limit", type=int, default=100, help="records per page (1 to 1000, default 100)")
+    p.add_argument("--page-token", default="", metavar="TOKEN", help="the page to show (from the last one)")
+    p.add_argument("--every-page", action="store_true", help="list every page, not only the first")
+    p.add_argument(
+        "--all-namespaces", action="store_true", help="records of every namespace (needs read access to all)"
+    )
+    _filter_flags(p)
+
+    help_ = "change labels and metadata of stored images (no re-embedding)"
+    p = add("update", data.cmd_update, help_, parents)
+    p.add_argument("ids", nargs="*", metavar="ID", help="image ids")
+    p.add_argument("--id", action="append", metavar="ID", help="an image id (repeatable)")
+    p.add_argument("--label", help="the new label ('' clears it)")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata to set (repeatable)")
+    p.add_argument("--remove-meta", action="append", metavar="KEY", help="a metadata key to remove (repeat)")
+    p.add_argument("--where-label", action="append", metavar="LABEL", help="update images with this label")
+    p.add_argument("--where-meta", action="append", metavar="KEY=VALUE", help="update images with it")
+
+    help_ = "write the stored records (vectors, payload) to a Parquet file"
+    p = add("export", data.cmd_export, help_, parents)
+    p.add_argument("file", metavar="FILE", help="the Parquet file to write")
+    p.add_argument("--all-namespaces", action="store_true", help="every namespace (needs read access to all)")
+
+    help_ = "load an export file without re-embedding (skips ids already stored)"
+    p = add("import", data.cmd_import, help_, parents)
+    p.add_argument("file", metavar="FILE", help="a file written by `imgsearch export`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    conn, js = _connection_flags(), _json_flag()
+    conn, js, ns = _connection_flags(), _json_flag(), _namespace_flag()
 
     def add(
         name: str, func: Command, help: str, parents: Sequence[argparse.ArgumentParser] = ()
@@ -148,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("warmup", commands.cmd_warmup, "convert and cache the models ahead of the first start")
     _server_flags(p)
 
-    p = add("ingest", commands.cmd_ingest, "ingest image files, folders (recursively) and globs", [conn, js])
+    p = add(
+        "ingest", commands.cmd_ingest, "ingest image files, folders (recursively) and globs", [conn, js, ns]
+    )
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="image files, folders (walked recursively), globs"
     )
@@ -159,27 +242,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--meta", action="append", metavar="KEY=VALUE", help="metadata for every image (repeatable)"
     )
 
-    p = add("search", commands.cmd_search, "text -> images", [conn, js, _query_flags(True)])
+    p = add(
+        "search",
+        commands.cmd_search,
+        "text -> images (word^2 weights a word, -word pushes away from it: quote it or put -- first)",
+        [conn, js, ns, _query_flags(True)],
+    )
     p.add_argument("text", nargs="+", metavar="TEXT", help="words to search for (several are joined)")
+    p.add_argument(
+        "--mode",
+        choices=("hybrid", "semantic", "lexical"),
+        help="hybrid: meaning plus the words of the images' label, caption and metadata (BM25; the "
+        "default where the collection has that index); semantic: meaning only; lexical: words only",
+    )
 
     for name, func, help_, filters in (
         ("similar", commands.cmd_similar, "image -> similar images", True),
         ("tags", commands.cmd_tags, "image -> nearest words", False),
     ):
-        p = add(name, func, help_, [conn, js, _query_flags(filters)])
+        p = add(name, func, help_, [conn, js, ns, _query_flags(filters)])
         p.add_argument("image", nargs="?", metavar="IMAGE", help="an image file")
         p.add_argument("--id", help="the id of a stored image instead of a file")
+        if filters:
+            p.add_argument(
+                "--include-self", action="store_true", help="with --id, keep the image itself in the results"
+            )
+
+    p = add("facets", commands.cmd_facets, "count images per label or metadata value", [conn, js, ns])
+    p.add_argument("--key", metavar="KEY", help="count per value of this metadata key (default: per label)")
+    p.add_argument("--limit", type=int, default=10, help="most values shown (default 10)")
+    _filter_flags(p)
 
     p = add("words", commands.cmd_words, "word -> similar words", [conn, js, _query_flags(False)])
     p.add_argument("word", metavar="WORD", help="a word of the vocabulary")
 
-    p = add("delete", commands.cmd_delete, "delete images by id, by filter, or all", [conn, js])
+    p = add("delete", commands.cmd_delete, "delete images by id, by filter, or all", [conn, js, ns])
     p.add_argument("--id", nargs="+", metavar="ID", help="ids to delete")
     p.add_argument("--label", help="delete images with this label")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="delete images with this metadata")
-    p.add_argument("--all", action="store_true", help="delete every image")
+    p.add_argument("--all", action="store_true", help="delete every image (of the namespace)")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation on a terminal")
 
-    add("stats", commands.cmd_stats, "counts per collection and the model", [conn, js])
+    add("stats", commands.cmd_stats, "counts per collection and the model", [conn, js, ns])
+
+    _add_data_commands(add, [conn, js, ns])
 
     p = add("vocab", commands.cmd_vocab, "load the word vocabulary into the words collection", [conn, js])
     p.add_argument("--limit", type=int, default=0, help="number of words (default: the configured size)")
@@ -210,6 +316,10 @@ def describe(error: ClientError, settings: Settings) -> str:
         grpc.StatusCode.DEADLINE_EXCEEDED: "no answer in time (raise --timeout?)",
     }
     hint = hints.get(error.code)
+    if is_starting(error):
+        hint = "the server is still starting (loading models); try again in a moment"
+    elif error.message.startswith("cannot connect to"):  # the client's own: it names the address
+        hint = "is `imgsearch serve` running?"
     text = f"{error.code.name}: {error.message}" if error.message else error.code.name
     return f"{text} -- {hint}" if hint else text
 
@@ -232,7 +342,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         env.stderr.write(f"error: bad setting: {e}\n")
         return ExitStatus.USAGE
     try:
-        return int(args.func(args, settings, env.stdout, env.stderr))
+        return run_command(args, settings, env.stdout, env.stderr)
     except ClientError as e:
         env.stderr.write(f"error: {describe(e, settings)}\n")
         return exit_status_for(e.code)

@@ -5,6 +5,7 @@ The JSON shapes are part of the public contract (DESIGN.md, "CLI"); change them 
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,7 +29,8 @@ URI_WIDTH = 48
 
 
 def images_json(result: SearchResult) -> dict:
-    """`search`/`similar`: {"results": [{id, score, uri, label, metadata}], "unknown_terms": [...]}."""
+    """`search`/`similar`: {"results": [{id, score, uri, label, metadata}], "unknown_terms": [...],
+    "ignored_terms": [...]}."""
     return {
         "results": [
             {
@@ -41,7 +43,22 @@ def images_json(result: SearchResult) -> dict:
             for r in result.results
         ],
         "unknown_terms": [str(t) for t in result.unknown_terms],
+        "ignored_terms": [str(t) for t in result.ignored_terms],
     }
+
+
+def facets_json(key: str | None, counts: Iterable[tuple[str, int]]) -> dict:
+    """`facets`: {"key": KEY or null (labels), "results": [{value, count}]}."""
+    return {"key": key, "results": [{"value": v, "count": int(n)} for v, n in counts]}
+
+
+def facets_table(title: str, counts: Sequence[tuple[str, int]]) -> str:
+    """A readable two-column table of facet counts."""
+    if not counts:
+        return "(no images)\n"
+    width = max(len(title), *(len(v) for v, _ in counts))
+    lines = [f"{title:<{width}}  images"] + [f"{v:<{width}}  {n:>6}" for v, n in counts]
+    return "\n".join(lines) + "\n"
 
 
 def words_json(words: Iterable[WordResult]) -> dict:
@@ -49,12 +66,14 @@ def words_json(words: Iterable[WordResult]) -> dict:
     return {"results": [{"word": w.word, "score": float(w.score)} for w in words]}
 
 
-def ingest_json(ingested: int, duplicates: int, failed: Iterable[tuple[str, str]]) -> dict:
-    """`ingest`: {"ingested": int, "duplicates": int, "failed": [{path, error}]}."""
+def ingest_json(ingested: int, duplicates: int, failed: Iterable[tuple[str, str]], updated: int = 0) -> dict:
+    """`ingest`: {"ingested": int, "duplicates": int, "failed": [{path, error}], "updated": int}
+    (`updated`: known images sent with a new label or metadata, changed without re-embedding)."""
     return {
         "ingested": int(ingested),
         "duplicates": int(duplicates),
         "failed": [{"path": str(p), "error": str(e)} for p, e in failed],
+        "updated": int(updated),
     }
 
 
@@ -166,12 +185,37 @@ table{border-collapse:collapse}td,th{padding:2px 10px;text-align:left}td.num{tex
 """
 
 
-class Gallery:
-    """An HTML page of result images, one section per query; images embedded, no external files."""
+def under_roots(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path`, with links resolved, lies inside one of `roots` (folders the user named)."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(real.is_relative_to(root.resolve()) for root in roots)
 
-    def __init__(self, title: str = "imgsearch results", thumb_size: int = 160):
+
+def stored_thumbnail(result: ImageResult) -> str | None:
+    """The thumbnail the server keeps for a result (asked for with `with_thumbnails`), as a data URI;
+    it needs no file on this machine and no Pillow."""
+    if not result.thumbnail:
+        return None
+    kind = "webp" if result.thumbnail[8:12] == b"WEBP" else "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(result.thumbnail).decode('ascii')}"
+
+
+class Gallery:
+    """An HTML page of result images, one section per query; images embedded, no external files.
+
+    A result's uri comes from the store, written by whoever ingested it: it is shown as text, and
+    its picture is read from this machine only when it names a file under `local_roots`, folders
+    the user named (`--html-images DIR`, the demo's sample photos), never any other path."""
+
+    def __init__(
+        self, title: str = "imgsearch results", thumb_size: int = 160, local_roots: Sequence[Path] = ()
+    ):
         self.title = title
         self.thumb_size = thumb_size
+        self.local_roots = [Path(r).expanduser() for r in local_roots]
         self._sections: list[_Section] = []
         self._thumbs: dict[str, str | None] = {}
 
@@ -179,17 +223,20 @@ class Gallery:
         return len(self._sections)
 
     def _thumb(self, uri: str) -> str | None:
-        """The result's thumbnail, made once per uri; None for a uri that names no local file."""
+        """The result's thumbnail, made once per uri; None for a uri that names no file under
+        `local_roots`."""
         if uri not in self._thumbs:
             path = uri_to_path(uri)
-            self._thumbs[uri] = None if path is None else thumbnail_data_uri(path, self.thumb_size)
+            allowed = path is not None and under_roots(path, self.local_roots)
+            self._thumbs[uri] = thumbnail_data_uri(path, self.thumb_size) if allowed else None
         return self._thumbs[uri]
 
     def _query(self, query_image: Path | None) -> tuple[str | None, str]:
-        """The query image's thumbnail and caption (its path); nothing for a text query."""
+        """The query image's thumbnail and caption (its path: a file the user named); nothing for
+        a text query."""
         if query_image is None:
             return None, ""
-        return self._thumb(str(query_image)), str(query_image)
+        return thumbnail_data_uri(query_image, self.thumb_size), str(query_image)
 
     def add_images(self, title: str, result: SearchResult, query_image: Path | None = None) -> None:
         """A section of image results (search, similar); unknown query words become a note."""
@@ -214,7 +261,8 @@ class Gallery:
             if s.query_caption:
                 parts.append(self._card(s.query_thumb, "query", "", s.query_caption, css="card query"))
             for r in s.images:
-                parts.append(self._card(self._thumb(r.uri), format_score(r.score), r.label, r.uri, r.id))
+                thumb = stored_thumbnail(r) or self._thumb(r.uri)
+                parts.append(self._card(thumb, format_score(r.score), r.label, r.uri, r.id))
             parts.append("</div>")
             if s.words is not None:
                 rows = "".join(

@@ -3,11 +3,15 @@
 from imgsearch.client.client import ImageSearchClient, from_settings
 from imgsearch.client.errors import ClientError
 from imgsearch.client.types import (
+    Filter,
     ImageEmbedding,
+    ImagePage,
     ImageResult,
     IngestSummary,
     PointVectors,
+    QueryPart,
     SearchResult,
+    StoredImage,
     WordResult,
 )
 from imgsearch.embedder.results import TextEmbedding
@@ -15,14 +19,18 @@ from imgsearch.indexer.items import IngestItem, IngestItemResult
 
 __all__ = [
     "ClientError",
+    "Filter",
     "ImageEmbedding",
+    "ImagePage",
     "ImageResult",
     "ImageSearchClient",
     "IngestItem",
     "IngestItemResult",
     "IngestSummary",
     "PointVectors",
+    "QueryPart",
     "SearchResult",
+    "StoredImage",
     "TextEmbedding",
     "WordResult",
     "from_settings",

@@ -7,6 +7,7 @@ one per distinct address, and every call carries a deadline and the bearer token
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,11 +20,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from imgsearch.client.channel import MAX_MESSAGE_BYTES, create_channel
 from imgsearch.client.errors import ClientError
 from imgsearch.client.types import (
+    Filter,
     ImageEmbedding,
+    ImagePage,
     ImageResult,
     IngestSummary,
     PointVectors,
+    QueryPart,
     SearchResult,
+    StoredImage,
     WordResult,
 )
 from imgsearch.embedder.convert import model_info_from_proto
@@ -40,6 +45,7 @@ from imgsearch.protogen.imagesearch.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
+from imgsearch.rpc.packing import add_floats
 
 if TYPE_CHECKING:
     from imgsearch.config import Settings
@@ -50,6 +56,7 @@ _STATUS_NAMES = {
     indexer_pb2.IngestResult.NEW: "new",
     indexer_pb2.IngestResult.DUPLICATE: "duplicate",
     indexer_pb2.IngestResult.FAILED: "failed",
+    indexer_pb2.IngestResult.UPDATED: "updated",
 }
 
 # Ingestion is split into several client streams so one response never grows without bound and
@@ -76,10 +83,14 @@ class ImageSearchClient:
         timeout: float = 30.0,
         wait_for_ready: bool | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        namespace: str = "",
     ):
         """`wait_for_ready=None` keeps the service config's (wait while the server starts);
-        False fails fast with UNAVAILABLE when nothing listens, as a command-line tool wants."""
+        False fails fast with UNAVAILABLE when nothing listens, as a command-line tool wants.
+        `namespace`: the namespace every data and query call uses unless it names another ("" =
+        the default namespace)."""
         self.addr = addr
+        self.namespace = namespace
         self.indexer_addr = indexer_addr or addr
         self.embedder_addr = embedder_addr or addr
         self.timeout = timeout
@@ -108,10 +119,24 @@ class ImageSearchClient:
     def _channel(self, addr: str) -> grpc.Channel:
         with self._lock:
             channel = self._channels.get(addr)
-            if channel is None:
-                channel = create_channel(addr, tls_ca=self._tls_ca, max_message_bytes=self._max_message_bytes)
-                self._channels[addr] = channel
-            return channel
+            if channel is not None:
+                return channel
+            channel = create_channel(addr, tls_ca=self._tls_ca, max_message_bytes=self._max_message_bytes)
+            self._channels[addr] = channel
+        try:
+            _first_contact(channel, addr)
+        except ClientError:
+            with self._lock:  # the next call tries afresh
+                if self._channels.get(addr) is channel:
+                    del self._channels[addr]
+            channel.close()
+            raise
+        return channel
+
+    def connect(self, addr: str | None = None) -> None:
+        """Opens the connection to `addr` (default: the query address) now; ClientError UNAVAILABLE,
+        naming the address, when nothing answers there."""
+        self._channel(addr or self.addr)
 
     @property
     def _query(self) -> query_pb2_grpc.QueryStub:
@@ -124,6 +149,9 @@ class ImageSearchClient:
     @property
     def _embedder(self) -> embedder_pb2_grpc.EmbedderStub:
         return embedder_pb2_grpc.EmbedderStub(self._channel(self.embedder_addr))
+
+    def _ns(self, namespace: str | None) -> str:
+        return self.namespace if namespace is None else namespace
 
     def _call(self, method, request, *, timeout: float | None = None, wait_for_ready: bool | None = None):
         try:
@@ -139,10 +167,39 @@ class ImageSearchClient:
     # -- queries ----------------------------------------------------------------------------------
 
     def search(
-        self, text: str, k: int = 10, label: str | None = None, metadata: Mapping[str, str] | None = None
+        self,
+        text: str = "",
+        k: int = 10,
+        label: str | Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        filter: Filter | None = None,
+        parts: Sequence[QueryPart] = (),
+        offset: int = 0,
+        min_score: float | None = None,
+        diverse: float | None = None,
+        namespace: str | None = None,
+        with_thumbnails: bool = False,
+        mode: str | None = None,
     ) -> SearchResult:
-        """Text -> images: the mean of the known words' vectors; unknown words come back too."""
-        request = query_pb2.SearchTextRequest(text=text, k=k, filter=_filter(label, metadata))
+        """Text (and weighted parts) -> images. The server parses the text: `word^2` weights a word,
+        `-word` pushes away from it, stop words are ignored (`ignored_terms`). `label` may be a
+        list (any of them); `offset` pages, `min_score` drops weaker results, `diverse` (a lambda
+        in 0..1, 0.5 the usual) asks for varied results. `mode`: "hybrid" (meaning plus BM25 over
+        the images' label, caption and metadata values; None: the server's default, hybrid where
+        the collection has that index), "semantic" or "lexical"."""
+        request = query_pb2.SearchTextRequest(
+            text=text,
+            k=k,
+            filter=_query_filter(label, metadata, filter),
+            parts=[_part(p) for p in parts],
+            offset=offset,
+            min_score=min_score,
+            mmr_lambda=diverse,
+            namespace=self._ns(namespace),
+            with_thumbnails=with_thumbnails,
+            mode=_search_mode(mode),
+        )
         return _search_result(self._call(self._query.SearchText, request))
 
     def similar(
@@ -150,22 +207,62 @@ class ImageSearchClient:
         image: bytes | None = None,
         id: str | None = None,
         k: int = 10,
-        label: str | None = None,
+        label: str | Sequence[str] | None = None,
         metadata: Mapping[str, str] | None = None,
+        *,
+        filter: Filter | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        diverse: float | None = None,
+        include_self: bool = False,
+        namespace: str | None = None,
+        with_thumbnails: bool = False,
     ) -> SearchResult:
-        """Image -> visually similar images, from image bytes or the id of a stored image."""
+        """Image -> visually similar images, from image bytes or the id of a stored image (which is
+        left out unless `include_self`)."""
         _one_source(image, id)
-        request = query_pb2.SimilarImagesRequest(k=k, filter=_filter(label, metadata))
+        request = query_pb2.SimilarImagesRequest(
+            k=k,
+            filter=_query_filter(label, metadata, filter),
+            offset=offset,
+            min_score=min_score,
+            mmr_lambda=diverse,
+            include_self=include_self,
+            namespace=self._ns(namespace),
+            with_thumbnails=with_thumbnails,
+        )
         if image is not None:
             request.image = image
         else:
             request.id = id
         return _search_result(self._call(self._query.SimilarImages, request))
 
-    def tags(self, image: bytes | None = None, id: str | None = None, k: int = 10) -> list[WordResult]:
+    def facets(
+        self,
+        metadata_key: str | None = None,
+        label: str | Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        filter: Filter | None = None,
+        limit: int = 10,
+        namespace: str | None = None,
+    ) -> list[tuple[str, int]]:
+        """(label, images) per label, or (value, images) per value of `metadata_key`, under the
+        filter; most first."""
+        request = query_pb2.FacetRequest(
+            metadata_key=metadata_key or "",
+            filter=_query_filter(label, metadata, filter),
+            limit=limit,
+            namespace=self._ns(namespace),
+        )
+        return [(c.value, int(c.count)) for c in self._call(self._query.Facet, request).counts]
+
+    def tags(
+        self, image: bytes | None = None, id: str | None = None, k: int = 10, namespace: str | None = None
+    ) -> list[WordResult]:
         """Image -> nearest words, from image bytes or the id of a stored image."""
         _one_source(image, id)
-        request = query_pb2.TagImageRequest(k=k)
+        request = query_pb2.TagImageRequest(k=k, namespace=self._ns(namespace))
         if image is not None:
             request.image = image
         else:
@@ -188,13 +285,17 @@ class ImageSearchClient:
         chunk_bytes: int = INGEST_CHUNK_BYTES,
         in_flight: int = INGEST_IN_FLIGHT,
         timeout: float | None = None,
+        namespace: str | None = None,
     ) -> IngestSummary:
         """Streams images to the indexer; a bad image fails alone and is listed in `failed`.
 
         `items` is consumed lazily, in chunks of at most `chunk_items` images or `chunk_bytes`
         bytes, each sent as its own client stream. `on_sent` is called as each image leaves
-        (from a gRPC thread), `on_result` for each answer in input order.
+        (from a gRPC thread), `on_result` for each answer in input order. Items without a
+        namespace go into `namespace` (default: the client's). Known content sent with a new
+        label or metadata is updated in place (status "updated", no re-embedding).
         """
+        ns = self._ns(namespace)
         summary = IngestSummary()
         pending: deque[tuple[int, list[IngestItem], grpc.Future]] = deque()
         stream_timeout = timeout or max(self.timeout, SLOW_CALL_TIMEOUT)
@@ -202,7 +303,7 @@ class ImageSearchClient:
         try:
             for chunk in _chunks(items, chunk_items, chunk_bytes):
                 future = self._indexer.Ingest.future(
-                    _requests(chunk, on_sent),
+                    _requests(chunk, on_sent, ns),
                     timeout=stream_timeout,
                     metadata=self._metadata,
                     wait_for_ready=self._wait_for_ready,
@@ -220,8 +321,11 @@ class ImageSearchClient:
                 future.cancel()
         return summary
 
-    def upsert_vectors(self, points: Iterable[PointVectors], batch_size: int = UPSERT_BATCH) -> int:
+    def upsert_vectors(
+        self, points: Iterable[PointVectors], batch_size: int = UPSERT_BATCH, namespace: str | None = None
+    ) -> int:
         """Upserts precomputed vectors in batches; returns how many points were written."""
+        ns = self._ns(namespace)
         total = 0
         batch: list[indexer_pb2.PointVectors] = []
         for p in points:
@@ -236,14 +340,14 @@ class ImageSearchClient:
                 )
             )
             if len(batch) >= batch_size:
-                total += self._upsert(batch)
+                total += self._upsert(batch, ns)
                 batch = []
         if batch:
-            total += self._upsert(batch)
+            total += self._upsert(batch, ns)
         return total
 
-    def _upsert(self, batch: list[indexer_pb2.PointVectors]) -> int:
-        request = indexer_pb2.UpsertVectorsRequest(points=batch)
+    def _upsert(self, batch: list[indexer_pb2.PointVectors], namespace: str) -> int:
+        request = indexer_pb2.UpsertVectorsRequest(points=batch, namespace=namespace)
         return self._call(self._indexer.UpsertVectors, request).upserted
 
     def delete(
@@ -252,9 +356,11 @@ class ImageSearchClient:
         label: str | None = None,
         metadata: Mapping[str, str] | None = None,
         all: bool = False,
+        namespace: str | None = None,
     ) -> int:
-        """Deletes by ids, else by filter, or everything with `all=True`; returns the count."""
-        request = indexer_pb2.DeleteRequest(ids=list(ids or ()), all=all)
+        """Deletes a namespace's images by ids, else by filter, or all of them with `all=True`;
+        returns the count."""
+        request = indexer_pb2.DeleteRequest(ids=list(ids or ()), all=all, namespace=self._ns(namespace))
         f = _filter(label, metadata)
         if f is not None:
             request.filter.CopyFrom(f)
@@ -262,9 +368,16 @@ class ImageSearchClient:
 
     def load_vocabulary(self, limit: int = 0, force: bool = False, timeout: float | None = None) -> int:
         """Loads the most frequent words into the `words` collection; returns how many it holds."""
+        return self.load_vocabulary_report(limit, force, timeout)[0]
+
+    def load_vocabulary_report(
+        self, limit: int = 0, force: bool = False, timeout: float | None = None
+    ) -> tuple[int, bool]:
+        """(words the collection holds, whether this call loaded them: False when they were there)."""
         request = indexer_pb2.LoadVocabularyRequest(limit=limit, force=force)
         timeout = timeout or max(self.timeout, SLOW_CALL_TIMEOUT)
-        return self._call(self._indexer.LoadVocabulary, request, timeout=timeout).words
+        response = self._call(self._indexer.LoadVocabulary, request, timeout=timeout)
+        return response.words, response.loaded
 
     def reindex(self, batch: int = 0) -> Iterator[dict]:
         """Re-embeds stored images with the current head; yields progress dicts
@@ -276,10 +389,91 @@ class ImageSearchClient:
         except grpc.RpcError as e:
             raise ClientError.from_rpc_error(e) from e
 
-    def stats(self) -> dict:
-        """Counts per collection, the store kind and the embedder's model info."""
-        s = self._call(self._indexer.GetStats, indexer_pb2.GetStatsRequest())
+    def stats(self, namespace: str | None = None) -> dict:
+        """Counts (images: of the namespace; words), the store kind and the embedder's model info."""
+        s = self._call(self._indexer.GetStats, indexer_pb2.GetStatsRequest(namespace=self._ns(namespace)))
         return {"images": s.images, "words": s.words, "store": s.store, "model": _model_info(s.model)}
+
+    # -- managing stored images -------------------------------------------------------------------
+
+    def get(
+        self, ids: Sequence[str], *, with_vectors: bool = False, namespace: str | None = None
+    ) -> tuple[list[StoredImage], list[str]]:
+        """The stored records of these ids in the namespace, and the ids not found there."""
+        request = query_pb2.GetImagesRequest(
+            ids=list(ids), namespace=self._ns(namespace), with_vectors=with_vectors
+        )
+        response = self._call(self._query.GetImages, request)
+        return [_stored(m, with_vectors) for m in response.images], list(response.not_found)
+
+    def list_images(
+        self,
+        label: str | Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        filter: Filter | None = None,
+        limit: int = 100,
+        page_token: str = "",
+        with_vectors: bool = False,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+    ) -> ImagePage:
+        """One page of stored records under the filter, in id order; pass `next_page_token` back
+        for the next page (it stays correct while images are added or deleted)."""
+        request = query_pb2.ListImagesRequest(
+            filter=_query_filter(label, metadata, filter),
+            namespace=self._ns(namespace),
+            limit=limit,
+            page_token=page_token,
+            with_vectors=with_vectors,
+            all_namespaces=all_namespaces,
+        )
+        response = self._call(self._query.ListImages, request)
+        return ImagePage([_stored(m, with_vectors) for m in response.images], response.next_page_token)
+
+    def iter_images(self, *, page_size: int = 500, page_token: str = "", **kwargs) -> Iterator[ImagePage]:
+        """Every page of `list_images(**kwargs)` from `page_token` on (resume with a page's
+        `next_page_token`)."""
+        while True:
+            page = self.list_images(limit=page_size, page_token=page_token, **kwargs)
+            yield page
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token
+
+    def update(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        label: str | None = None,
+        set_metadata: Mapping[str, str] | None = None,
+        remove_metadata: Sequence[str] = (),
+        filter: Filter | None = None,
+        namespace: str | None = None,
+    ) -> int:
+        """Sets the label and sets or removes metadata keys of images by ids, else of those matching
+        `filter`, without re-embedding them; returns how many images matched."""
+        request = indexer_pb2.UpdateImagesRequest(
+            ids=list(ids or ()),
+            namespace=self._ns(namespace),
+            label=label,
+            set_metadata=dict(set_metadata or {}),
+            remove_metadata=list(remove_metadata),
+        )
+        f = None if ids else _query_filter(None, None, filter)
+        if f is not None:
+            request.filter.CopyFrom(f)
+        return self._call(self._indexer.UpdateImages, request).updated
+
+    def import_images(self, records: Sequence[StoredImage], model: Mapping) -> tuple[int, int]:
+        """Stores exported records (with vectors) as they are, each into its own namespace;
+        FAILED_PRECONDITION when `model` (the exporter's `model_info()`) is not the server's.
+        Returns (imported, skipped: already stored)."""
+        request = indexer_pb2.ImportImagesRequest(
+            images=[_stored_to_proto(r) for r in records], model=embedder_pb2.ModelInfo(**dict(model))
+        )
+        response = self._call(self._indexer.ImportImages, request, timeout=max(self.timeout, 120.0))
+        return response.imported, response.skipped
 
     # -- embedder ---------------------------------------------------------------------------------
 
@@ -321,8 +515,8 @@ class ImageSearchClient:
         Does not wait for the server to come up: a server that is down answers False at once.
         Errors other than "not reachable" (unknown service, refused token) raise ClientError.
         """
-        stub = health_pb2_grpc.HealthStub(self._channel(addr or self.addr))
         try:
+            stub = health_pb2_grpc.HealthStub(self._channel(addr or self.addr))
             response = self._call(
                 stub.Check,
                 health_pb2.HealthCheckRequest(service=service),
@@ -337,11 +531,12 @@ class ImageSearchClient:
 
 
 def from_settings(
-    settings: Settings, *, timeout: float = 30.0, wait_for_ready: bool | None = None
+    settings: Settings, *, timeout: float = 30.0, wait_for_ready: bool | None = None, namespace: str = ""
 ) -> ImageSearchClient:
     """A client for the addresses, token and CA of `settings` (IMGSEARCH_ADDR, ...)."""
     return ImageSearchClient(
         settings.addr,
+        namespace=namespace,
         indexer_addr=settings.indexer_addr,
         token=settings.token,
         tls_ca=settings.tls_ca,
@@ -350,10 +545,78 @@ def from_settings(
     )
 
 
+# How long the first call on a new channel waits to learn whether anything listens at all.
+FIRST_CONTACT_SECONDS = 3.0
+
+
+def _first_contact(channel: grpc.Channel, addr: str, timeout: float = FIRST_CONTACT_SECONDS) -> None:
+    """ClientError UNAVAILABLE naming `addr` at once when nothing listens there (the connection is
+    refused), instead of a first call that waits for its deadline. Only plain `host:port` addresses
+    are tried (a list or a `dns:///` name is left to the channel); a TCP connection that is still
+    being made after `timeout` is left to the call and its deadline. (A TCP probe, not the channel's
+    connectivity watch: a watched channel that is never closed keeps the interpreter from exiting.)"""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or "," in addr or "/" in addr:
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout).close()
+    except ConnectionRefusedError:
+        raise ClientError(
+            grpc.StatusCode.UNAVAILABLE, f"cannot connect to {addr}: nothing is listening there"
+        ) from None
+    except OSError:  # a name that does not resolve, a slow network: the call will tell
+        return
+
+
 def _filter(label: str | None, metadata: Mapping[str, str] | None) -> common_pb2.Filter | None:
     if not label and not metadata:
         return None
     return common_pb2.Filter(label=label or "", metadata=dict(metadata or {}))
+
+
+def _query_filter(
+    label: str | Sequence[str] | None, metadata: Mapping[str, str] | None, extra: Filter | None
+) -> common_pb2.Filter | None:
+    """The proto Filter of a query's `label` (one or any of several), `metadata` and `Filter`."""
+    f = extra or Filter()
+    labels = [*([label] if isinstance(label, str) else (label or ())), *f.labels]
+    msg = common_pb2.Filter(
+        # one label travels in `label`, which servers older than `labels` understand too
+        label=labels[0] if len(labels) == 1 else "",
+        labels=labels if len(labels) > 1 else [],
+        metadata={**f.metadata, **(metadata or {})},
+        exclude_labels=list(f.exclude_labels),
+        exclude_metadata=[common_pb2.MetadataPair(key=k, value=v) for k, v in f.exclude_metadata],
+        has_metadata=list(f.has_metadata),
+        missing_metadata=list(f.missing_metadata),
+    )
+    return msg if msg.ByteSize() else None
+
+
+def _part(part: QueryPart) -> query_pb2.QueryPart:
+    msg = query_pb2.QueryPart(weight=part.weight)
+    if part.text:
+        msg.text = part.text
+    if part.image:
+        msg.image = part.image
+    if part.id:
+        msg.id = part.id
+    return msg
+
+
+_SEARCH_MODES = {
+    None: query_pb2.SearchTextRequest.MODE_UNSPECIFIED,
+    "hybrid": query_pb2.SearchTextRequest.HYBRID,
+    "semantic": query_pb2.SearchTextRequest.SEMANTIC,
+    "lexical": query_pb2.SearchTextRequest.LEXICAL,
+}
+
+
+def _search_mode(mode: str | None) -> int:
+    """A search mode by name as the request's enum value; ValueError for another name."""
+    if mode not in _SEARCH_MODES:
+        raise ValueError(f"unknown search mode {mode!r}; use 'hybrid', 'semantic' or 'lexical'")
+    return _SEARCH_MODES[mode]
 
 
 def _one_source(image: bytes | None, id: str | None) -> None:
@@ -364,11 +627,60 @@ def _one_source(image: bytes | None, id: str | None) -> None:
 def _search_result(response: query_pb2.SearchImagesResponse) -> SearchResult:
     return SearchResult(
         results=[
-            ImageResult(id=h.id, score=h.score, uri=h.uri, label=h.label, metadata=dict(h.metadata))
+            ImageResult(
+                id=h.id,
+                score=h.score,
+                uri=h.uri,
+                label=h.label,
+                metadata=dict(h.metadata),
+                thumbnail=h.thumbnail,
+            )
             for h in response.results
         ],
         unknown_terms=list(response.unknown_terms),
+        ignored_terms=list(response.ignored_terms),
     )
+
+
+def _stored(msg: common_pb2.StoredImage, with_vectors: bool) -> StoredImage:
+    return StoredImage(
+        id=msg.id,
+        namespace=msg.namespace,
+        uri=msg.uri,
+        label=msg.label,
+        metadata=dict(msg.metadata),
+        ingested_at=msg.ingested_at,
+        sha256=msg.sha256,
+        width=msg.width,
+        height=msg.height,
+        visual=np.asarray(msg.visual, dtype=np.float32) if with_vectors else None,
+        semantic=np.asarray(msg.semantic, dtype=np.float32) if with_vectors else None,
+        extra_json=msg.extra_json,
+        class_ids=tuple(msg.class_ids),
+        class_scores=tuple(msg.class_scores),
+    )
+
+
+def _stored_to_proto(r: StoredImage) -> common_pb2.StoredImage:
+    if r.visual is None or r.semantic is None:
+        raise ValueError(f"record {r.id} has no vectors: import needs records listed with_vectors")
+    msg = common_pb2.StoredImage(
+        id=r.id,
+        namespace=r.namespace,
+        uri=r.uri,
+        label=r.label,
+        metadata=dict(r.metadata),
+        ingested_at=r.ingested_at,
+        sha256=r.sha256,
+        width=r.width,
+        height=r.height,
+        extra_json=r.extra_json,
+        class_ids=list(r.class_ids),
+        class_scores=list(r.class_scores),
+    )
+    add_floats(msg, "visual", r.visual)
+    add_floats(msg, "semantic", r.semantic)
+    return msg
 
 
 def _words(response: query_pb2.WordsResponse) -> list[WordResult]:
@@ -400,11 +712,17 @@ def _chunks(items: Iterable[IngestItem], max_items: int, max_bytes: int) -> Iter
 
 
 def _requests(
-    chunk: list[IngestItem], on_sent: Callable[[IngestItem], None] | None
+    chunk: list[IngestItem], on_sent: Callable[[IngestItem], None] | None, namespace: str = ""
 ) -> Iterator[indexer_pb2.IngestRequest]:
     for item in chunk:
         yield indexer_pb2.IngestRequest(
-            image=item.image, id=item.id, uri=item.uri, label=item.label, metadata=dict(item.metadata)
+            image=item.image,
+            id=item.id,
+            uri=item.uri,
+            label=item.label,
+            metadata=dict(item.metadata),
+            namespace=item.namespace or namespace,
+            caption=item.caption,
         )
         if on_sent is not None:
             on_sent(item)
@@ -433,6 +751,8 @@ def _collect(
             summary.ingested += 1
         elif item.status == "duplicate":
             summary.duplicates += 1
+        elif item.status == "updated":
+            summary.updated += 1
         else:
             summary.failed.append(item)
         if on_result is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,14 +19,43 @@ class ImageResult:
     uri: str = ""
     label: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    thumbnail: bytes = b""  # the server's WebP thumbnail, when asked for (with_thumbnails=True)
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Images for a query, and the query words the vocabulary does not know."""
+    """Images for a query, the query words the vocabulary does not know, and the stop words the
+    server ignored."""
 
     results: list[ImageResult] = field(default_factory=list)
     unknown_terms: list[str] = field(default_factory=list)
+    ignored_terms: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which images a query or facet considers; every field that is set must hold.
+
+    labels: any of them; metadata: every pair; exclude_labels / exclude_metadata: none of them;
+    has_metadata / missing_metadata: metadata keys present / absent."""
+
+    labels: Sequence[str] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    exclude_labels: Sequence[str] = ()
+    exclude_metadata: Sequence[tuple[str, str]] = ()
+    has_metadata: Sequence[str] = ()
+    missing_metadata: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """One weighted part of a search beside its text: words, image bytes or a stored image's id
+    (exactly one); a negative weight pushes results away from it."""
+
+    text: str = ""
+    image: bytes = b""
+    id: str = ""
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,10 +68,12 @@ class WordResult:
 
 @dataclass
 class IngestSummary:
-    """Totals of one `ingest` call; `failed` lists the failed items (also in `results`)."""
+    """Totals of one `ingest` call; `failed` lists the failed items (also in `results`);
+    `updated`: known images whose label or metadata the call changed."""
 
     ingested: int = 0
     duplicates: int = 0
+    updated: int = 0
     failed: list[IngestItemResult] = field(default_factory=list)
     results: list[IngestItemResult] = field(default_factory=list)
 
@@ -68,3 +100,34 @@ class ImageEmbedding:
     height: int = 0
     error_code: int = 0
     error: str = ""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One stored record (get, list, export): its payload, and its vectors when asked for.
+    `namespace` "" is the default namespace; `extra_json` holds the rest of the stored payload
+    (with vectors only), so an import restores the record exactly."""
+
+    id: str
+    namespace: str = ""
+    uri: str = ""
+    label: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    ingested_at: float = 0.0
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    visual: np.ndarray | None = None
+    semantic: np.ndarray | None = None
+    extra_json: str = ""
+    # with vectors: the image's ImageNet classes (ids 0-999, one score each), when the store has them
+    class_ids: tuple[int, ...] = ()
+    class_scores: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """One page of a listing; `next_page_token` is "" after the last page."""
+
+    images: list[StoredImage]
+    next_page_token: str = ""

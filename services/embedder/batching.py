@@ -1,8 +1,9 @@
 """Gathers single images from concurrent callers into CNN batches of up to `max_batch`.
 
-One thread owns the model. It takes the first waiting image and, while decodes that will feed it
-are still in flight, waits a few milliseconds for more; so a request of 32 images, or 32 requests
-of one image, share forward passes, and a lone image is not held back.
+`workers` threads feed the model (one for Keras, which uses every core per call; one per LiteRT
+interpreter). A worker takes the first waiting image and, while decodes that will feed it are
+still in flight, waits up to `max_wait` for more; so a request of 32 images, or 32 requests of
+one image, share forward passes, and a lone image is not held back.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ RunBatch = Callable[[np.ndarray], list]
 
 
 class Batcher:
-    def __init__(self, run_batch: RunBatch, max_batch: int = 32, max_wait: float = 0.01):
+    def __init__(self, run_batch: RunBatch, max_batch: int = 32, max_wait: float = 0.01, workers: int = 1):
+        """`run_batch` must be safe to call from `workers` threads at once."""
         self._run = run_batch
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self._expected = 0  # images announced (being decoded) but not yet queued
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="cnn-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"cnn-batcher-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def expect(self, n: int = 1) -> None:
         """Announces `n` images that are being decoded and will be submitted (or cancelled) soon."""
@@ -50,8 +55,9 @@ class Batcher:
         return future
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._queue.put(None)  # each worker puts it back for the next one
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def _more_coming(self) -> bool:
         with self._lock:
@@ -61,6 +67,7 @@ class Batcher:
         while True:
             item = self._queue.get()
             if item is None:
+                self._queue.put(None)
                 return
             batch = [item]
             deadline = time.monotonic() + self._max_wait

@@ -197,13 +197,27 @@ def convert(state_dict: dict[str, np.ndarray]) -> keras.Model:
     return model
 
 
+def check_input(batch: np.ndarray) -> None:
+    """Refuses anything but a uint8 (N, 224, 224, 3) batch (ValueError), for every runtime alike."""
+    size = INPUT_SIZE
+    if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
+        raise ValueError(f"expected uint8 (N, {size}, {size}, 3), got {batch.dtype} {batch.shape}")
+
+
 class Cnn:
-    """The ImageNet CNN: uint8 RGB batches in, (pooled features, class logits) out."""
+    """The ImageNet CNN on Keras: uint8 RGB batches in, (pooled features, class logits) out.
+
+    One call at a time uses every core (TensorFlow's own threads), best at batches of 32: hence
+    `concurrency` 1 and `batch_size` 32 for the batcher.
+    """
 
     name = NAME
     feature_dim = FEATURE_DIM
     num_classes = NUM_CLASSES
     input_size = INPUT_SIZE
+    runtime = "keras"
+    concurrency = 1
+    batch_size = 32
 
     def __init__(self, model: keras.Model, source: str):
         tf = _tensorflow()
@@ -257,9 +271,7 @@ class Cnn:
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, 224, 224, 3) -> features float32 (N, 1280), not normalised; logits (N, 1000)."""
-        size = self.input_size
-        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
-            raise ValueError(f"expected uint8 (N, {size}, {size}, 3), got {batch.dtype} {batch.shape}")
+        check_input(batch)
         if len(batch) == 0:
             return np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
         features, logits = self._forward(batch)

@@ -7,7 +7,7 @@ from dataclasses import fields
 import grpc
 import numpy as np
 
-from imgsearch.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from imgsearch.embedder.results import ClassScores, ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
 from imgsearch.errors import InvalidArgument, ServiceError
 from imgsearch.protogen.imagesearch.v1 import common_pb2, embedder_pb2
 from imgsearch.rpc.convert import item_error
@@ -24,6 +24,7 @@ def outcome_to_proto(outcome: ImageOutcome) -> embedder_pb2.ImageEmbedding:
         width=outcome.width,
         height=outcome.height,
         feature_norm=outcome.feature_norm,
+        classes=classes_to_proto(outcome.classes),
     )
 
 
@@ -36,7 +37,18 @@ def outcome_from_proto(msg: embedder_pb2.ImageEmbedding) -> ImageOutcome:
         msg.width,
         msg.height,
         msg.feature_norm,
+        classes_from_proto(msg.classes),
     )
+
+
+def classes_to_proto(classes: ClassScores) -> embedder_pb2.ClassScores:
+    return embedder_pb2.ClassScores(ids=list(classes.ids), scores=list(classes.scores))
+
+
+def classes_from_proto(msg: embedder_pb2.ClassScores) -> ClassScores:
+    if len(msg.ids) != len(msg.scores):
+        raise InvalidArgument(f"class scores of {len(msg.ids)} ids but {len(msg.scores)} scores")
+    return ClassScores(tuple(int(i) for i in msg.ids), tuple(float(s) for s in msg.scores))
 
 
 def error_from_item(item: common_pb2.ItemError) -> ServiceError:

@@ -7,7 +7,10 @@ the source box that ends up in the crop, in one antialiased bilinear pass (measu
 photos: 1 grey level from a full bicubic resize on average, and 0.5 ms of the 3 ms per photo
 cheaper than bicubic; decoding competes with the CNN for the same cores), and big JPEGs decode
 straight to a reduced size through the DCT (Pillow's draft mode): a 12 MP JPEG in ~6 ms, not
-~100 ms.
+~100 ms. Other formats decode at full size, so they have a lower pixel cap
+(`max_full_decode_pixels`), and are shrunk by a whole factor (`Image.reduce`) before any mode
+conversion or alpha compositing: a 16-bit RGBA PNG of 4096x4096 costs ~0.5 s and ~70 MB, not the
+seconds and gigabyte that converting at full size took.
 
 Every failure becomes a domain error: ResourceExhausted for the size limits (each message names
 the limit), InvalidArgument for anything that is not a readable image. No Pillow exception
@@ -55,15 +58,13 @@ def decode_image(data: bytes, limits: Limits, size: int = 224) -> DecodedImage:
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
         width, height = img.size
-        if width * height > limits.max_image_pixels:  # from the header, before any decoding
-            raise ResourceExhausted(
-                f"image is {width}x{height} = {width * height} pixels, over the limit "
-                f"max_image_pixels={limits.max_image_pixels}"
-            )
+        jpeg = img.format in ("JPEG", "MPO")  # MPO: phone/camera JPEGs with extra pictures
+        _check_pixels(width, height, jpeg, limits)  # from the header, before any decoding
         short = round(256 * size / 224)
-        if img.format in ("JPEG", "MPO"):  # MPO: phone/camera JPEGs with extra pictures
+        if jpeg:
             img.draft("RGB", (short, short))  # DCT-domain downscale, still >= short on both sides
         img.load()
+        img = _reduced(img, short)
         decoded_size = img.size
         img = _oriented(img)
         if img.size != decoded_size:  # a 90-degree turn swaps the sides
@@ -84,6 +85,36 @@ def decode_image(data: bytes, limits: Limits, size: int = 224) -> DecodedImage:
     except Exception as exc:  # truncated or corrupt data: Pillow raises many types here
         raise InvalidArgument(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
     return DecodedImage(pixels=pixels, width=width, height=height)
+
+
+def _check_pixels(width: int, height: int, jpeg: bool, limits: Limits) -> None:
+    """JPEGs decode at down to 1/8 scale, so their cap is higher; other formats decode at full size,
+    so theirs bounds the decoding time and memory (max_full_decode_pixels)."""
+    pixels = width * height
+    if pixels > limits.max_image_pixels:
+        raise ResourceExhausted(
+            f"image is {width}x{height} = {pixels} pixels, over the limit "
+            f"max_image_pixels={limits.max_image_pixels}"
+        )
+    if not jpeg and pixels > limits.max_full_decode_pixels:
+        raise ResourceExhausted(
+            f"image is {width}x{height} = {pixels} pixels, over the limit max_full_decode_pixels="
+            f"{limits.max_full_decode_pixels} for formats decoded at full size (JPEGs may have up to "
+            f"max_image_pixels={limits.max_image_pixels})"
+        )
+
+
+def _reduced(img: Image.Image, short: int) -> Image.Image:
+    """Shrinks a decoded image by a whole factor (box average) while its shorter side stays at
+    least `short`, before any conversion or compositing: their cost then follows the output size,
+    not the input's. Modes Pillow cannot reduce are left as they are."""
+    factor = min(img.size) // short
+    if factor < 2:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # e.g. palette or 1-bit images: converted first, at full size (cheap modes)
+        return img
 
 
 def _let_limits_rule_pillow_guard(limits: Limits) -> None:

@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 
 from imgsearch.embedder import convert
-from imgsearch.embedder.results import ImageOutcome, ModelInfo, TextEmbedding, VocabularyChunk
+from imgsearch.embedder.results import ClassScores, ImageOutcome, ModelInfo, TextEmbedding, VocabularyChunk
 from imgsearch.errors import ServiceError, Unavailable
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
 from imgsearch.rpc.channels import auth_metadata, make_channel
@@ -103,7 +103,12 @@ class RemoteEmbedder:
 
     def embed_text(self, text: str) -> TextEmbedding:
         r = self._call(self._stub.EmbedText, embedder_pb2.EmbedTextRequest(text=text), timeout=10.0)
-        return TextEmbedding(np.asarray(r.vector, np.float32), list(r.known_words), list(r.unknown_words))
+        return TextEmbedding(
+            np.asarray(r.vector, np.float32),
+            list(r.known_words),
+            list(r.unknown_words),
+            convert.classes_from_proto(r.classes),
+        )
 
     def model_info(self) -> ModelInfo:
         msg = self._call(self._stub.GetModelInfo, embedder_pb2.GetModelInfoRequest(), timeout=10.0)
@@ -112,6 +117,10 @@ class RemoteEmbedder:
     def embed_features(self, features: np.ndarray) -> np.ndarray:
         request = embedder_pb2.EmbedFeaturesRequest(features=convert.vectors_from_matrix(features))
         return convert.matrix_from_vectors(self._call(self._stub.EmbedFeatures, request).semantic)
+
+    def classify_features(self, features: np.ndarray) -> list[ClassScores]:
+        request = embedder_pb2.EmbedFeaturesRequest(features=convert.vectors_from_matrix(features))
+        return [convert.classes_from_proto(c) for c in self._call(self._stub.EmbedFeatures, request).classes]
 
     def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]:
         request = embedder_pb2.StreamVocabularyRequest(limit=limit, chunk_size=chunk_size)

@@ -15,6 +15,32 @@ from imgsearch.errors import ServiceError
 
 
 @dataclass(frozen=True)
+class ClassScores:
+    """A sparse vector over the CNN's 1000 ImageNet classes (the taxonomic channel) and what pixels
+    tell besides (a face: id 1000; colour shares: 1001 on): ids ascending, one score each. An image's
+    holds its most probable classes with their probabilities, a face and its colours; a text's the
+    entries its words name (imgsearch.embedder.taxonomy)."""
+
+    ids: tuple[int, ...] = ()
+    scores: tuple[float, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+
+IMAGENET_CLASSES = 1000  # ids below: class probabilities (summing to at most 1)
+FACE_ENTRY = 1000  # a face was found (imgsearch.embedder.faces.PERSON)
+
+
+def entry_kind(i: int) -> str:
+    """Which kind of evidence an id of ClassScores is: 'class', 'face' or 'colour'. An image's
+    entries of one kind sum to at most 1."""
+    if i < IMAGENET_CLASSES:
+        return "class"
+    return "face" if i == FACE_ENTRY else "colour"
+
+
+@dataclass(frozen=True)
 class ImageVectors:
     """One embedded image: both vectors L2-normalised; `feature_norm` keeps the CNN features'
     length so the raw features (and the logits, a linear layer over them) can be recovered."""
@@ -24,6 +50,7 @@ class ImageVectors:
     width: int
     height: int
     feature_norm: float = 0.0
+    classes: ClassScores = field(default_factory=lambda: ClassScores())
 
 
 ImageOutcome = ImageVectors | ServiceError
@@ -58,6 +85,7 @@ class TextEmbedding:
     vector: np.ndarray
     known_words: list[str] = field(default_factory=list)
     unknown_words: list[str] = field(default_factory=list)
+    classes: ClassScores = field(default_factory=lambda: ClassScores())
 
 
 class Embedder(Protocol):
@@ -67,5 +95,6 @@ class Embedder(Protocol):
     def embed_images(self, images: list[bytes]) -> list[ImageOutcome]: ...
     def embed_text(self, text: str) -> TextEmbedding: ...
     def embed_features(self, features: np.ndarray) -> np.ndarray: ...
+    def classify_features(self, features: np.ndarray) -> list[ClassScores]: ...
     def model_info(self) -> ModelInfo: ...
     def vocabulary(self, limit: int = 0, chunk_size: int = 5000) -> Iterator[VocabularyChunk]: ...

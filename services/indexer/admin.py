@@ -1,4 +1,5 @@
-"""The indexer's other jobs as plain functions: vectors computed elsewhere, deletes, stats."""
+"""The indexer's other jobs as plain functions: vectors computed elsewhere, updates, imports,
+deletes, stats."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgsearch.config.settings import Limits
 from imgsearch.embedder.results import ModelInfo
-from imgsearch.errors import InvalidArgument
+from imgsearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from imgsearch.indexer.payload import check_id_length, check_payload, echo
 from imgsearch.rpc.metrics import STORE_POINTS
 from imgsearch.vectorstore.base import (
     IMAGES,
@@ -18,47 +21,182 @@ from imgsearch.vectorstore.base import (
     VectorStore,
     as_vector,
     check_point_id,
+    check_sparse,
 )
+from imgsearch.vectorstore.engine import SparseVector
+from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
 
 
 @dataclass
 class PrecomputedPoint:
     id: str
-    visual: list[float]
-    semantic: list[float]
+    visual: np.ndarray | list[float]
+    semantic: np.ndarray | list[float]
     uri: str = ""
     label: str = ""
     metadata: dict[str, str] | None = None
 
 
-def upsert_vectors(store: VectorStore, info: ModelInfo, points: list[PrecomputedPoint]) -> int:
-    """Validates ids and dimensions against the served model, normalises, upserts."""
+def upsert_vectors(
+    store: VectorStore,
+    info: ModelInfo,
+    points: list[PrecomputedPoint],
+    limits: Limits | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> int:
+    """Validates every point (id, dimensions against the served model, length, payload limits)
+    before storing any, normalises, upserts into `namespace`: a refused request stores nothing.
+    An id held by another namespace's image is refused (ALREADY_EXISTS), never overwritten."""
     if not points:
         raise InvalidArgument("no points given")
+    check_namespace(namespace)
+    limits = limits or Limits()
     now = time.time()
     stored = []
-    for p in points:
+    for n, p in enumerate(points):
         if not p.id:
-            raise InvalidArgument("every precomputed point needs an id (a UUID)")
-        visual = _unit(as_vector(p.visual, info.visual_dim, f"point {p.id}: visual"))
-        semantic = _unit(as_vector(p.semantic, info.semantic_dim, f"point {p.id}: semantic"))
-        payload = {"uri": p.uri, "label": p.label, "ingested_at": now, "metadata": dict(p.metadata or {})}
-        stored.append(ImagePoint(check_point_id(p.id), visual, semantic, payload))
+            raise InvalidArgument(f"point {n}: every precomputed point needs an id (a UUID)")
+        check_id_length(p.id)
+        pid = check_point_id(p.id)
+        visual = _unit(as_vector(p.visual, info.visual_dim, f"point {pid}: visual"), f"point {pid}: visual")
+        semantic = _unit(
+            as_vector(p.semantic, info.semantic_dim, f"point {pid}: semantic"), f"point {pid}: semantic"
+        )
+        try:
+            check_payload(p.uri, p.label, p.metadata or {}, limits)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"point {pid}: {exc.message}") from None
+        payload = {
+            "uri": p.uri,
+            "label": p.label,
+            "ingested_at": now,
+            "metadata": dict(p.metadata or {}),
+            "namespace": namespace,
+        }
+        stored.append(ImagePoint(pid, visual, semantic, payload))
+    _refuse_foreign(store, [p.id for p in stored], namespace)
     store.upsert_images(stored)
     return len(stored)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
+def _refuse_foreign(store: VectorStore, ids: list[str], namespace: str) -> None:
+    for pid, payload in store.stored_payloads(ids).items():
+        if namespace_of(payload) != namespace:
+            raise AlreadyExists(f"id {pid} is taken by an image of another namespace; choose another id")
+
+
+def update(
+    store: VectorStore,
+    ids: list[str],
+    flt: PayloadFilter | None,
+    namespace: str,
+    label: str | None,
+    set_metadata: dict[str, str],
+    remove_metadata: list[str],
+    limits: Limits | None = None,
+) -> int:
+    """Changes the label and metadata of images by ids or filter, without re-embedding; the new
+    label and metadata keep the payload limits."""
+    limits = limits or Limits()
+    check_payload("", label or "", set_metadata, limits)
+    return store.update_images(
+        ids, flt, namespace, label=label, set_metadata=set_metadata, remove_metadata=tuple(remove_metadata)
+    )
+
+
+MAX_EXTRA_JSON_BYTES = 512 * 1024  # a record's extra payload (the thumbnail is most of it)
+
+
+@dataclass
+class ImportedRecord:
+    id: str
+    namespace: str
+    visual: np.ndarray | list[float]
+    semantic: np.ndarray | list[float]
+    payload: dict
+    classes: SparseVector | None = None
+
+
+def check_same_model(info: ModelInfo, given: ModelInfo | None) -> None:
+    """FAILED_PRECONDITION unless the vectors were made by the model the embedder serves."""
+    if given is None:
+        raise InvalidArgument("an import names the model that made its vectors (cnn, head, dimensions)")
+    fields = ("cnn", "head", "head_detail", "word_vectors", "visual_dim", "semantic_dim")
+    differ = [f for f in fields if getattr(info, f) != getattr(given, f)]
+    if differ:
+        theirs = ", ".join(f"{f}={getattr(given, f)!r}" for f in differ)
+        ours = ", ".join(f"{f}={getattr(info, f)!r}" for f in differ)
+        raise FailedPrecondition(
+            f"the records were made by another model ({theirs}); this server's embedder has {ours}: "
+            "serve the same model and head to import them, or ingest the images again"
+        )
+
+
+def import_records(
+    store: VectorStore,
+    info: ModelInfo,
+    given: ModelInfo | None,
+    records: list[ImportedRecord],
+    limits: Limits | None = None,
+) -> tuple[int, int]:
+    """Stores exported records as they are (no re-embedding) after checking every new one; ids
+    already stored (in any namespace) are skipped before any work. (imported, skipped)."""
+    check_same_model(info, given)
+    if not records:
+        return 0, 0
+    limits = limits or Limits()
+    for r in records:
+        check_id_length(r.id)
+    have = store.existing_ids([r.id for r in records])
+    points = []
+    for r in records:
+        pid = check_point_id(r.id)
+        if pid in have:
+            continue
+        check_namespace(r.namespace)
+        visual = _unit(as_vector(r.visual, info.visual_dim, f"record {pid}: visual"), f"record {pid}: visual")
+        semantic = _unit(
+            as_vector(r.semantic, info.semantic_dim, f"record {pid}: semantic"), f"record {pid}: semantic"
+        )
+        try:
+            p = r.payload
+            check_payload(p.get("uri", ""), p.get("label", ""), p.get("metadata", {}), limits)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"record {pid}: {exc.message}") from None
+        classes = check_sparse(r.classes) if r.classes else None
+        points.append(ImagePoint(pid, visual, semantic, {**r.payload, "namespace": r.namespace}, classes))
+    imported, _ = store.import_images(points)  # checks again: another import may have stored some
+    return imported, len(records) - imported
+
+
+# The longest vector accepted: one whose length fits float32, as the engine and clients keep it.
+MAX_NORM = float(np.finfo(np.float32).max)
+
+
+def _unit(v: np.ndarray, what: str = "vector") -> np.ndarray:
+    """`v` scaled to unit length; its length is taken in float64, so no square overflows or
+    underflows, and a length that is zero, not finite or past float32's range is refused."""
+    norm = float(np.linalg.norm(v.astype(np.float64)))
+    if not np.isfinite(norm) or norm > MAX_NORM:
+        raise InvalidArgument(f"{echo(what)} is too long (its length overflows float32); send it normalised")
     if norm == 0:
-        raise InvalidArgument("a zero vector cannot be searched by cosine similarity")
-    return v / norm
+        raise InvalidArgument(f"{echo(what)} is a zero vector, which cannot be searched by cosine similarity")
+    unit = (v.astype(np.float64) / norm).astype(np.float32)
+    if not np.any(unit):
+        raise InvalidArgument(f"{echo(what)} has no direction left in float32 after normalising")
+    return unit
 
 
-def delete(store: VectorStore, ids: list[str], flt: PayloadFilter | None, everything: bool) -> int:
-    """Deletes by ids, else by a non-empty filter, else everything when asked explicitly (the
-    store's rule, VectorStore.delete_images)."""
-    return store.delete_images(ids=ids, flt=flt, all=everything)
+def delete(
+    store: VectorStore,
+    ids: list[str],
+    flt: PayloadFilter | None,
+    everything: bool,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> int:
+    """Deletes a namespace's images by ids, else by a non-empty filter, else all of them when
+    asked explicitly (the store's rule, VectorStore.delete_images)."""
+    return store.delete_images(ids=ids, flt=flt, all=everything, namespace=namespace)
 
 
 @dataclass(frozen=True)
@@ -68,8 +206,9 @@ class StoreStats:
     store: str
 
 
-def stats(store: VectorStore) -> StoreStats:
-    images, words = store.count_images(), store.count_words()
-    STORE_POINTS.labels(IMAGES).set(images)
+def stats(store: VectorStore, namespace: str = DEFAULT_NAMESPACE) -> StoreStats:
+    """Counts of one namespace's images and of the shared words (the metric counts every image)."""
+    images, words = store.count_images(namespace=namespace), store.count_words()
+    STORE_POINTS.labels(IMAGES).set(store.count_images(namespace=None))
     STORE_POINTS.labels(WORDS).set(words)
     return StoreStats(images, words, store.describe())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Status = Literal["new", "duplicate", "failed"]
+Status = Literal["new", "duplicate", "updated", "failed"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,12 @@ class IngestItem:
     uri: str = ""
     label: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    namespace: str = ""  # "" = the default namespace
+    caption: str = ""  # free text for the lexical channel; stored as metadata key "caption"
+
+    def __post_init__(self) -> None:
+        if self.caption:  # the caption is the metadata value the lexical channel reads first
+            object.__setattr__(self, "metadata", {**self.metadata, "caption": self.caption})
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import grpc
 
 from imgsearch.config import Settings
 from imgsearch.embedder.results import Embedder
+from imgsearch.errors import InvalidArgument
 from imgsearch.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 from imgsearch.query import search
-from imgsearch.rpc.convert import filter_from_proto, hit_to_proto
-from imgsearch.vectorstore.base import VectorStore
+from imgsearch.rpc.convert import filter_from_proto, hit_to_proto, record_to_proto
+from imgsearch.rpc.scopes import require, require_every
+from imgsearch.vectorstore.base import NamespaceView, VectorStore, check_point_id
 
 SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
+DEFAULT_PAGE = 100  # records per ListImages page when `limit` is unset
 
 
 def _source(request) -> search.ImageSource:
@@ -21,8 +27,54 @@ def _source(request) -> search.ImageSource:
     )
 
 
+def _page(request) -> search.Page:
+    return search.Page(
+        k=request.k,
+        offset=request.offset,
+        min_score=request.min_score if request.HasField("min_score") else None,
+        mmr_lambda=request.mmr_lambda if request.HasField("mmr_lambda") else None,
+    )
+
+
+def _mode(mode: int) -> search.Mode:
+    """The request's search mode (unset: hybrid, which a collection without the lexical index
+    searches semantically)."""
+    if mode == query_pb2.SearchTextRequest.LEXICAL:
+        return "lexical"
+    if mode == query_pb2.SearchTextRequest.SEMANTIC:
+        return "semantic"
+    if mode in (query_pb2.SearchTextRequest.HYBRID, query_pb2.SearchTextRequest.MODE_UNSPECIFIED):
+        return "hybrid"
+    raise InvalidArgument(f"unknown search mode {mode}")
+
+
+def _part(msg: query_pb2.QueryPart) -> search.QueryPart:
+    which = msg.WhichOneof("value")
+    return search.QueryPart(
+        text=msg.text if which == "text" else "",
+        image=msg.image if which == "image" else b"",
+        id=msg.id if which == "id" else "",
+        weight=msg.weight or 1.0,
+    )
+
+
 def _words(pairs: list[tuple[str, float]]) -> query_pb2.WordsResponse:
     return query_pb2.WordsResponse(results=[common_pb2.WordHit(word=w, score=s) for w, s in pairs])
+
+
+def _thumbnails_on_request(method: Callable) -> Callable:
+    """Fills each hit's `thumbnail` from the store when the request sets `with_thumbnails`."""
+
+    @functools.wraps(method)
+    def call(self, request, context):
+        response = method(self, request, context)
+        if request.with_thumbnails and response.results:
+            found = self.store.thumbnails([hit.id for hit in response.results], namespace=request.namespace)
+            for hit in response.results:
+                hit.thumbnail = found.get(hit.id, b"")
+        return response
+
+    return call
 
 
 class QueryServicer(query_pb2_grpc.QueryServicer):
@@ -31,20 +83,72 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
         self.store = store
         self.limits = settings.limits
 
+    def _view(self, request) -> NamespaceView:
+        """The store as the request's namespace sees it, once the call's token may read it."""
+        return self.store.in_namespace(require("read", request.namespace))
+
+    @_thumbnails_on_request
     def SearchText(self, request, context: grpc.ServicerContext) -> query_pb2.SearchImagesResponse:
         flt = filter_from_proto(request.filter) if request.HasField("filter") else None
-        hits, unknown = search.search_text(
-            self.embedder, self.store, request.text, request.k, flt, self.limits
+        parts = tuple(_part(p) for p in request.parts)
+        found = search.search_text(
+            self.embedder,
+            self._view(request),
+            request.text,
+            _page(request),
+            flt,
+            self.limits,
+            parts,
+            _mode(request.mode),
         )
-        return query_pb2.SearchImagesResponse(results=[hit_to_proto(h) for h in hits], unknown_terms=unknown)
+        return query_pb2.SearchImagesResponse(
+            results=[hit_to_proto(h) for h in found.hits],
+            unknown_terms=found.unknown_terms,
+            ignored_terms=found.ignored_terms,
+        )
 
+    @_thumbnails_on_request
     def SimilarImages(self, request, context: grpc.ServicerContext) -> query_pb2.SearchImagesResponse:
         flt = filter_from_proto(request.filter) if request.HasField("filter") else None
-        hits = search.similar_images(self.embedder, self.store, _source(request), request.k, flt, self.limits)
+        source, page = _source(request), _page(request)
+        hits = search.similar_images(
+            self.embedder, self._view(request), source, page, flt, self.limits, request.include_self
+        )
         return query_pb2.SearchImagesResponse(results=[hit_to_proto(h) for h in hits])
 
     def TagImage(self, request, context: grpc.ServicerContext) -> query_pb2.WordsResponse:
-        return _words(search.tag_image(self.embedder, self.store, _source(request), request.k, self.limits))
+        view = self._view(request)
+        return _words(search.tag_image(self.embedder, view, _source(request), request.k, self.limits))
 
     def SimilarWords(self, request, context: grpc.ServicerContext) -> query_pb2.WordsResponse:
         return _words(search.similar_words(self.embedder, self.store, request.word, request.k, self.limits))
+
+    def Facet(self, request, context: grpc.ServicerContext) -> query_pb2.FacetResponse:
+        flt = filter_from_proto(request.filter) if request.HasField("filter") else None
+        counts = search.facet(self._view(request), request.metadata_key, flt, request.limit, self.limits)
+        return query_pb2.FacetResponse(counts=[query_pb2.FacetCount(value=v, count=n) for v, n in counts])
+
+    def GetImages(self, request, context: grpc.ServicerContext) -> query_pb2.GetImagesResponse:
+        namespace = require("read", request.namespace)
+        if len(request.ids) > self.limits.max_k:
+            raise InvalidArgument(f"at most {self.limits.max_k} ids per call, got {len(request.ids)}")
+        found = self.store.get_images(list(request.ids), namespace, request.with_vectors)
+        have = {p.id for p in found}
+        return query_pb2.GetImagesResponse(
+            images=[record_to_proto(p, request.with_vectors) for p in found],
+            not_found=[i for i in request.ids if check_point_id(i) not in have],
+        )
+
+    def ListImages(self, request, context: grpc.ServicerContext) -> query_pb2.ListImagesResponse:
+        if request.all_namespaces:
+            require_every("read")
+            namespace = None
+        else:
+            namespace = require("read", request.namespace)
+        flt = filter_from_proto(request.filter) if request.HasField("filter") else None
+        points, token = self.store.list_images(
+            flt, namespace, request.limit or DEFAULT_PAGE, request.page_token, request.with_vectors
+        )
+        return query_pb2.ListImagesResponse(
+            images=[record_to_proto(p, request.with_vectors) for p in points], next_page_token=token
+        )

@@ -1,26 +1,39 @@
 """One server interceptor for the cross-cutting work of every RPC: the shared-secret check,
-metrics and logs, and turning domain errors (imgsearch.errors) into gRPC status codes.
+concurrency caps, the idle timeout of client streams, metrics and logs, and turning domain errors
+(imgsearch.errors) into gRPC status codes.
 
 Servicers stay thin: they raise `ServiceError`s and never build status codes themselves.
+
+No client can hold the server: calls past `max_concurrent_calls` (client streams past
+`max_concurrent_streams`) are refused at once with RESOURCE_EXHAUSTED, a client stream that sends
+nothing for `stream_idle_seconds` is ended with DEADLINE_EXCEEDED, and health and reflection are
+never counted (the server keeps workers beyond the caps free for them). A request that does not
+parse is INVALID_ARGUMENT; a call the client cancelled is CANCELLED and logged at INFO.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
 
-from imgsearch.errors import ServiceError
+from imgsearch.config.settings import Limits
+from imgsearch.errors import InvalidArgument, ServiceError
+from imgsearch.rpc import scopes
 from imgsearch.rpc.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger(__name__)
 
 # Health and reflection must answer without the token: probes and grpcurl discovery use them.
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
+# Calls only a token with admin rights may make (scoped tokens, rpc/scopes.py); deleting every
+# image of a namespace is checked by the Indexer, where the request is known.
+ADMIN_METHODS = frozenset({"/imagesearch.v1.Indexer/Reindex", "/imagesearch.v1.Indexer/LoadVocabulary"})
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -28,11 +41,58 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-class ServingInterceptor(grpc.ServerInterceptor):
-    """Auth (when a token is configured), metrics, logging and error mapping for every RPC."""
+class Malformed:
+    """Stands in for a request message that did not parse (grpc would answer INTERNAL)."""
 
-    def __init__(self, token: str | None = None):
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+class StreamIdle(ServiceError):
+    """A client stream sent nothing for too long."""
+
+    code_name = "DEADLINE_EXCEEDED"
+    code_number = 4
+
+
+class Caps:
+    """Counts calls in progress; `enter` refuses (never waits) past a cap."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._calls = threading.BoundedSemaphore(limits.max_concurrent_calls)
+        self._streams = threading.BoundedSemaphore(limits.max_concurrent_streams)
+
+    def enter(self, streaming: bool) -> Callable[[], None] | None:
+        """A release function, or None when a cap is reached."""
+        if not self._calls.acquire(blocking=False):
+            return None
+        if streaming and not self._streams.acquire(blocking=False):
+            self._calls.release()
+            return None
+        if not streaming:
+            return self._calls.release
+
+        def release() -> None:
+            self._streams.release()
+            self._calls.release()
+
+        return release
+
+
+class ServingInterceptor(grpc.ServerInterceptor):
+    """Auth (when a token is configured), caps, metrics, logging and error mapping for every RPC."""
+
+    def __init__(
+        self,
+        token: str | None = None,
+        limits: Limits | None = None,
+        scoped: Mapping[str, scopes.Scope] | None = None,
+    ):
+        """`scoped`: scoped tokens (rpc/scopes.py) beside `token`, the full-access one."""
         self._token = token
+        self._scopes = dict(scoped or {})
+        self._caps = Caps(limits or Limits())
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # per method: built once, not per call
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
@@ -40,21 +100,43 @@ class ServingInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         service, method = _split(details.method)
-        if self._token and not service.startswith(OPEN_SERVICES):
+        scope = scopes.FULL
+        if (self._token or self._scopes) and not service.startswith(OPEN_SERVICES):
             metadata = dict(details.invocation_metadata or ())
-            given = metadata.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
+            found = scopes.scope_of(metadata.get("authorization", ""), self._token, self._scopes)
+            if found is None:
                 return _refusal(handler, "missing or wrong token (metadata authorization: Bearer <token>)")
+            if details.method in ADMIN_METHODS and not found.admin:
+                return _refusal(
+                    handler, f"{method} needs a token with admin rights", grpc.StatusCode.PERMISSION_DENIED
+                )
+            scope = found
         wrapped = self._wrapped.get(details.method)
         if wrapped is None:
-            wrapped = self._wrapped[details.method] = _wrap(handler, service, method)
-        return wrapped
+            caps = None if service.startswith(OPEN_SERVICES) else self._caps
+            wrapped = self._wrapped[details.method] = _wrap(handler, service, method, caps)
+        # a scoped token's calls run with its scope, which the servicers check per namespace
+        return wrapped if scope is scopes.FULL else _in_scope(wrapped, scope)
+
+
+MAX_DETAILS = 1000  # characters of an error message sent back (details travel in a size-limited header)
+
+
+def _client_ended(context: grpc.ServicerContext) -> str | None:
+    """The code of a call the client already ended (cancelled, or past its deadline), else None."""
+    if context.is_active():
+        return None
+    remaining = context.time_remaining()
+    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
 
 
 def _abort_for(exc: BaseException, context: grpc.ServicerContext, service: str, method: str) -> None:
-    """Ends the call with the status that fits `exc`."""
+    """Ends the call with the status that fits `exc` (raises, as context.abort does)."""
+    if _client_ended(context):  # nobody to answer: end quietly (no traceback, no answer to serialize)
+        context.abort(grpc.StatusCode.CANCELLED, "the client ended the call")
     if isinstance(exc, ServiceError):
-        context.abort(getattr(grpc.StatusCode, exc.code_name), exc.message)
+        message = exc.message if len(exc.message) <= MAX_DETAILS else exc.message[:MAX_DETAILS] + "..."
+        context.abort(getattr(grpc.StatusCode, exc.code_name), message)
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the servicer already aborted
     log.exception("internal error in %s/%s", service, method)
@@ -68,9 +150,12 @@ def _text(details: str | bytes | None) -> str:
     return details or ""
 
 
-def _record(service: str, method: str, start: float, context: grpc.ServicerContext) -> None:
+def _record(
+    service: str, method: str, start: float, context: grpc.ServicerContext, ended: str | None = None
+) -> None:
+    """Counts and times the call; `ended`: the code of a call the client ended (not in context)."""
     code = context.code() or grpc.StatusCode.OK
-    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+    name = ended or (code.name if isinstance(code, grpc.StatusCode) else str(code))
     elapsed = time.perf_counter() - start
     RPC_REQUESTS.labels(service, method, name).inc()
     RPC_LATENCY.labels(service, method).observe(elapsed)
@@ -80,7 +165,7 @@ def _record(service: str, method: str, start: float, context: grpc.ServicerConte
             service,
             method,
             name,
-            _text(context.details()),
+            _text(context.details()) if ended is None else "ended by the client",
             extra={
                 "service": service,
                 "method": method,
@@ -90,37 +175,178 @@ def _record(service: str, method: str, start: float, context: grpc.ServicerConte
         )
 
 
-def _wrap(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler, service: str, method: str, caps: Caps | None
+) -> grpc.RpcMethodHandler:
+    """`caps`: None for the open services (health, reflection), which are never refused."""
+    streaming = bool(handler.request_streaming)
+    idle = caps.limits.stream_idle_seconds if caps else 0.0
+
+    def admit(request: Any, context: grpc.ServicerContext) -> tuple[Any, Callable[[], None]]:
+        """The request (client streams: bounded by the idle timeout) and the slot's release."""
+        release = caps.enter(streaming) if caps else _nothing
+        if release is None:
+            limits = caps.limits
+            what = (
+                f"{limits.max_concurrent_streams} client streams (max_concurrent_streams)"
+                if streaming
+                else f"{limits.max_concurrent_calls} calls (max_concurrent_calls)"
+            )
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy: {what} in progress; retry later")
+        if streaming:
+            return _checked_stream(request, idle), release
+        if isinstance(request, Malformed):
+            release()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request message: {request.error}")
+        return request, release
+
     def unary_response(behavior: Callable) -> Callable:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
+            ended = None
+            release = _nothing
             try:
-                return behavior(request, context)
+                request, release = admit(request, context)
+                response = behavior(request, context)
+                # a client stream the client cancelled may look ended to the servicer: its answer
+                # goes nowhere, and the call counts as what it was
+                ended = _client_ended(context)
+                return response
             except Exception as exc:  # noqa: BLE001 - every error must become a status
+                ended = _client_ended(context)
                 _abort_for(exc, context, service, method)
             finally:
-                _record(service, method, start, context)
+                release()
+                _record(service, method, start, context, ended)
 
         return call
 
     def stream_response(behavior: Callable) -> Callable:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             start = time.perf_counter()
+            ended = None
+            release = _nothing
             try:
+                request, release = admit(request, context)
                 yield from behavior(request, context)
             except Exception as exc:  # noqa: BLE001
+                ended = _client_ended(context)
                 _abort_for(exc, context, service, method)
             finally:
-                _record(service, method, start, context)
+                release()
+                _record(service, method, start, context, ended)
 
         return call
 
     return _rebuild(handler, unary_response, stream_response)
 
 
-def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+def _nothing() -> None:
+    pass
+
+
+_END = object()
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _checked_stream(requests: Iterator[Any], idle: float) -> Iterator[Any]:
+    """The client's messages, each checked to have parsed; with `idle` > 0, StreamIdle when the
+    client sends nothing for `idle` seconds.
+
+    gRPC's request iterator cannot wait with a timeout, so a reader thread takes the messages
+    and hands them over one at a time (it never reads ahead more than one, so a fast client is
+    held back by flow control, as without it). The reader ends with the call."""
+    if idle <= 0:
+        for request in requests:
+            yield _parsed(request)
+        return
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            for request in requests:
+                if not _put(handoff, request, done):
+                    return
+            _put(handoff, _END, done)
+        except BaseException as exc:  # noqa: BLE001 - the consumer re-raises it
+            _put(handoff, _Raised(exc), done)
+
+    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = handoff.get(timeout=idle)
+            except queue.Empty:
+                raise StreamIdle(
+                    f"the stream sent nothing for {idle:g} s (stream_idle_seconds); send messages "
+                    "steadily or close the stream"
+                ) from None
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield _parsed(item)
+    finally:
+        done.set()  # the reader stops handing over (it ends with the call)
+
+
+def _put(handoff: queue.Queue, item: Any, done: threading.Event) -> bool:
+    """Hands one item over, waiting for the consumer; False once the consumer is gone."""
+    while not done.is_set():
+        try:
+            handoff.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _parsed(request: Any) -> Any:
+    if isinstance(request, Malformed):
+        raise InvalidArgument(f"malformed request message: {request.error}")
+    return request
+
+
+def _in_scope(handler: grpc.RpcMethodHandler, scope: scopes.Scope) -> grpc.RpcMethodHandler:
+    """`handler` running with `scope` as the call's scope (set in the thread that runs the call)."""
+
+    def unary(behavior: Callable) -> Callable:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            with scopes.acting_as(scope):
+                return behavior(request, context)
+
+        return call
+
+    def stream(behavior: Callable) -> Callable:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with scopes.acting_as(scope):
+                yield from behavior(request, context)
+
+        return call
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **kwargs)
+    return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **kwargs)
+
+
+def _refusal(
+    handler: grpc.RpcMethodHandler, message: str, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED
+) -> grpc.RpcMethodHandler:
     def deny(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        context.abort(code, message)
 
     return _rebuild(handler, lambda _: deny, lambda _: deny)
 
@@ -130,7 +356,7 @@ def _rebuild(
 ) -> grpc.RpcMethodHandler:
     """A handler of the same kind as `handler` whose behaviour is wrapped (unary or streaming response)."""
     kwargs = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
@@ -140,3 +366,18 @@ def _rebuild(
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(wrap_stream(handler.unary_stream), **kwargs)
     return grpc.stream_stream_rpc_method_handler(wrap_stream(handler.stream_stream), **kwargs)
+
+
+def _tolerant(deserializer: Callable | None) -> Callable | None:
+    """A deserializer that never raises: bytes that do not parse become `Malformed`, answered as
+    INVALID_ARGUMENT by the wrapped behaviour (grpc itself would answer INTERNAL)."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+            return Malformed(exc)
+
+    return parse

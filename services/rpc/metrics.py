@@ -22,12 +22,23 @@ IMAGES_EMBEDDED = Counter("imgsearch_images_embedded_total", "Images run through
 IMAGES_FAILED = Counter("imgsearch_images_failed_total", "Images refused or undecodable", ["code"])
 IMAGES_INGESTED = Counter("imgsearch_images_ingested_total", "Images stored by the indexer", ["status"])
 STORE_POINTS = Gauge("imgsearch_store_points", "Points in the vector store", ["collection"])
+HTTP_REQUESTS = Counter(
+    "imgsearch_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "imgsearch_http_latency_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
-def start_metrics_server(port: int) -> int:
-    """Serves /metrics on `port` (0 = disabled); returns the port or 0."""
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:
+    """Serves /metrics on `port` (0 = disabled) on the interface `host` ("[::]" = every one, as for
+    the gRPC port); returns the port or 0."""
     if port <= 0:
         return 0
-    start_http_server(port)
-    log.info("metrics on :%d/metrics", port)
+    addr = host.strip("[]") or "0.0.0.0"
+    start_http_server(port, addr="127.0.0.1" if addr == "localhost" else addr)
+    log.info("metrics on %s:%d/metrics", host, port)
     return port

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from imgsearch.config import Settings
+from imgsearch.rpc import scopes
 from imgsearch.rpc.interceptors import ServingInterceptor
 
 log = logging.getLogger(__name__)
@@ -62,19 +63,50 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
 AGE_OUT_CONNECTIONS = [("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 60_000)]
 
 
+# Workers beyond max_concurrent_calls: health checks, reflection and the refusals of calls past
+# the caps always find a free worker, however busy the capped calls keep the others.
+SPARE_WORKERS = 8
+
+
+def check_tls(settings: Settings) -> None:
+    """Fails closed: a certificate without its key (or a key without its certificate) is a
+    mistake to stop on, never a reason to serve plaintext."""
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        given, missing = (
+            ("IMGSEARCH_TLS_CERT", "IMGSEARCH_TLS_KEY")
+            if settings.tls_cert
+            else ("IMGSEARCH_TLS_KEY", "IMGSEARCH_TLS_CERT")
+        )
+        raise ValueError(
+            f"{given} is set but {missing} is not: set both to serve TLS, or neither to serve plaintext"
+        )
+    if settings.token is not None and not settings.token.strip():
+        raise ValueError("IMGSEARCH_TOKEN is blank: set a real secret, or unset it to serve without a token")
+
+
+def scoped_tokens(settings: Settings) -> dict[str, scopes.Scope]:
+    """The token file's scoped tokens (IMGSEARCH_TOKENS_FILE); ValueError when it cannot be used."""
+    return scopes.load_tokens(settings.tokens_file) if settings.tokens_file else {}
+
+
 def create_server(
     settings: Settings,
     registrations: Sequence[Registration],
     port: int | None = None,
-    workers: int = 32,
+    workers: int | None = None,
     extra_options: Sequence[tuple[str, int]] = (),
 ) -> Served:
-    """Builds, binds and starts a server; health starts NOT_SERVING until `set_serving()`."""
+    """Builds, binds and starts a server; health starts NOT_SERVING until `set_serving()`.
+
+    ValueError for a partial TLS configuration, OSError when the port or the TLS files fail."""
+    check_tls(settings)
+    limits = settings.limits
+    workers = workers or limits.max_concurrent_calls + SPARE_WORKERS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[ServingInterceptor(settings.token)],
+        interceptors=[ServingInterceptor(settings.token, limits, scoped_tokens(settings))],
         options=[*server_options(settings), *extra_options],
-        maximum_concurrent_rpcs=workers * 8,
+        maximum_concurrent_rpcs=max(workers, limits.max_concurrent_calls) * 16,
     )
     for reg in registrations:
         reg.add(server)
@@ -96,5 +128,12 @@ def create_server(
     served = Served(server, bound, health_servicer, names)
     served.set_serving(False)
     server.start()
-    log.info("listening on %s:%d (%s)", settings.host, bound, ", ".join(names) or "health only")
+    log.info(
+        "listening on %s:%d (%s): TLS %s, token %s",
+        settings.host,
+        bound,
+        ", ".join(names) or "health only",
+        "on" if settings.tls_cert else "off (plaintext)",
+        "required" if settings.token or settings.tokens_file else "off (no authentication)",
+    )
     return served

@@ -19,7 +19,7 @@ from imgsearch.vectorstore.base import (
     VectorName,
     VectorStore,
 )
-from imgsearch.vectorstore.engine import QUANTIZATIONS
+from imgsearch.vectorstore.storage import StorageOptions
 
 if TYPE_CHECKING:
     from imgsearch.config.settings import Settings
@@ -46,11 +46,8 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
     server, for tests and trials (one process only, nothing persisted).
     """
     hnsw_ef = hnsw_ef or settings.hnsw_ef
-    if settings.quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"IMGSEARCH_QUANTIZATION must be one of {', '.join(QUANTIZATIONS)}, got {settings.quantization!r}"
-        )
-    quantize = settings.quantization == "int8"
+    storage = storage_options(settings)
+    quantize = storage.quantized
     if settings.qdrant_url:
         from imgsearch.vectorstore.remote import RemoteStore
 
@@ -58,7 +55,11 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
             from qdrant_client import QdrantClient
 
             return RemoteStore(
-                client=QdrantClient(":memory:"), local=True, hnsw_ef=hnsw_ef, quantize=quantize
+                client=QdrantClient(":memory:"),
+                local=True,
+                hnsw_ef=hnsw_ef,
+                quantize=quantize,
+                storage=storage,
             )
 
         return RemoteStore(
@@ -68,6 +69,7 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
             shards=settings.qdrant_shards,
             replicas=settings.qdrant_replicas,
             quantize=quantize,
+            storage=storage,
         )
     from imgsearch.vectorstore.edge import EdgeStore
 
@@ -76,4 +78,18 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
         hnsw_ef=hnsw_ef,
         search_threads=settings.search_threads,
         quantize=quantize,
+        min_free_bytes=settings.limits.min_free_disk_bytes,
+        storage=storage,
+    )
+
+
+def storage_options(settings: Settings) -> StorageOptions:
+    """The collection layout the settings ask for; ValueError names a setting out of range."""
+    return StorageOptions(
+        quantization=settings.quantization,
+        vectors_on_disk=settings.vectors_on_disk,
+        payload_on_disk=settings.payload_on_disk,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construct=settings.hnsw_ef_construct,
+        max_segment_mb=settings.max_segment_mb,
     )

@@ -11,9 +11,12 @@ an engine-neutral request (`Row`, `Match`) once; an adapter implements only the 
 
 from __future__ import annotations
 
+import base64
+import functools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +24,9 @@ import numpy as np
 from imgsearch.errors import FailedPrecondition, InvalidArgument
 from imgsearch.vectorstore import payloads
 from imgsearch.vectorstore.checks import as_vector, check_k, check_point_id, word_matrix
-from imgsearch.vectorstore.engine import Match, Row
+from imgsearch.vectorstore.engine import Bonus, Branch, Match, Page, Ranking, Row, SparseVector
+from imgsearch.vectorstore.lexical import TEXT, document_vector, image_text
+from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
 
 IMAGES = "images"
 WORDS = "words"
@@ -30,12 +35,43 @@ SEMANTIC = "semantic"
 
 VectorName = Literal["visual", "semantic"]
 
+# The sparse vector of the `images` collection: an image's most probable ImageNet classes (the
+# taxonomic channel, imgsearch.embedder.taxonomy). Collections made before it lack it until
+# `imgsearch reindex` rebuilds them; until then text searches use the semantic channel alone.
+CLASSES = "classes"
+# And `text` (imgsearch.vectorstore.lexical): BM25 term weights of the image's label, caption and
+# metadata values, which the engine weights by inverse document frequency (the lexical channel of
+# hybrid search). Collections made before it search semantically only until a reindex rebuilds them.
+SPARSE_VECTORS: dict[str, tuple[str, ...]] = {IMAGES: (CLASSES, TEXT)}
+# The sparse vectors created with the engine's IDF modifier.
+IDF_VECTORS = frozenset({TEXT})
+# The share of the gap to 1 a saturated lexical match closes in a hybrid search's score (see
+# engine.Ranking.lexical), 0 to 1: 1 lets a caption word lift an image the CNN hesitates on above
+# the semantic ranking's best, as a user who typed the caption's word expects.
+LEXICAL_WEIGHT = 1.0
+
+# Candidates the engine's MMR picks diverse results from (at least; 4 x offset + k when larger).
+MMR_CANDIDATES = 40
+# Candidates each ranking of a fused query hands to the fusion (at least; 2 x offset + k when larger):
+# at 100,000 images a fused query of two rankings took 32 ms at 100 candidates, 11 ms at 40 and
+# about 4x a plain search at 20 on the loaded 2-core machine (benchmarks/query_language_bench.py).
+FUSION_CANDIDATES = 20
+# How far below `min_score` the engine is asked to go before the exact cut (see search_images).
+SCORE_SLACK = 0.01
+# `_meta_kv` values a metadata facet reads before keeping those of its key.
+FACET_TOKENS = 10_000
+
+# Most records one page of a listing holds.
+MAX_PAGE = 1000
+
 # Payload keys of the `images` collection (besides user metadata under "metadata").
 IMAGE_PAYLOAD_KEYS = ("uri", "label", "sha256", "width", "height", "ingested_at", "metadata")
 
 # The payload indexes each collection is created with: what filters and word lookups match on.
-PAYLOAD_INDEXES: dict[str, dict[str, Literal["keyword", "integer"]]] = {
-    IMAGES: {payloads.LABEL: "keyword", payloads.META_KV: "keyword"},
+# "tenant": a keyword index marked as the tenant (Qdrant's is_tenant), which the engine uses to keep
+# each namespace's points together.
+PAYLOAD_INDEXES: dict[str, dict[str, Literal["keyword", "integer", "tenant"]]] = {
+    IMAGES: {payloads.LABEL: "keyword", payloads.META_KV: "keyword", payloads.NAMESPACE: "tenant"},
     WORDS: {payloads.WORD: "keyword", payloads.RANK: "integer"},
 }
 
@@ -53,6 +89,7 @@ class ImagePoint:
     visual: np.ndarray
     semantic: np.ndarray
     payload: dict[str, Any]
+    classes: SparseVector | None = None  # most probable ImageNet classes; None: not known
 
 
 @dataclass(frozen=True)
@@ -68,15 +105,31 @@ class Hit:
 class PayloadFilter:
     """Every field that is set must match (AND), as the proto's `Filter` says.
 
-    `exclude_ids` drops given points (an image's search for similar images skips itself).
+    `labels`: any of them (OR); `exclude_labels`, `exclude_metadata` ((key, value) pairs): none of
+    them; `has_metadata` / `missing_metadata`: metadata keys present / absent. `exclude_ids` drops
+    given points (an image's search for similar images skips itself).
     """
 
     label: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     exclude_ids: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    exclude_labels: tuple[str, ...] = ()
+    exclude_metadata: tuple[tuple[str, str], ...] = ()
+    has_metadata: tuple[str, ...] = ()
+    missing_metadata: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
-        return not self.label and not self.metadata and not self.exclude_ids
+        return not (
+            self.label
+            or self.metadata
+            or self.exclude_ids
+            or self.labels
+            or self.exclude_labels
+            or self.exclude_metadata
+            or self.has_metadata
+            or self.missing_metadata
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +167,10 @@ class VectorStore(ABC):
         for name, dims in wanted.items():
             if have[name] is None:
                 self._create(name, dims)
+            else:  # a store made before namespaces gets the index, and its images the default one
+                self._add_missing_indexes(name)
+                if name == IMAGES:
+                    self._fill_default_namespace()
 
     def collection_dims(self) -> CollectionDims | None:
         """Sizes of the existing collections, or None when they do not exist yet."""
@@ -136,12 +193,15 @@ class VectorStore(ABC):
         if not points:
             return
         dims = self._dims_of(IMAGES)
+        has_text = self.has_text()
         rows = [
             Row(
                 check_point_id(p.id),
                 {
                     VISUAL: as_vector(p.visual, dims[VISUAL], "visual vector"),
                     SEMANTIC: as_vector(p.semantic, dims[SEMANTIC], "semantic vector"),
+                    **({CLASSES: check_sparse(p.classes)} if p.classes and self.has_classes() else {}),
+                    **({TEXT: text} if has_text and (text := document_vector(image_text(p.payload))) else {}),
                 },
                 payloads.to_stored(p.payload),
             )
@@ -149,68 +209,383 @@ class VectorStore(ABC):
         ]
         self._upsert(IMAGES, rows)
 
-    def existing_ids(self, ids: list[str]) -> set[str]:
-        """The subset of `ids` already stored (duplicate detection before embedding)."""
+    def has_classes(self) -> bool:
+        """Whether the `images` collection has the sparse `classes` vector (one made before it
+        has not, until `imgsearch reindex` rebuilds it)."""
+        self._dims_of(IMAGES)
+        return CLASSES in self._sparse_names(IMAGES)
+
+    def has_text(self) -> bool:
+        """Whether the `images` collection has the sparse `text` vector (the lexical channel; one
+        made before it has not, until `imgsearch reindex` rebuilds it)."""
+        self._dims_of(IMAGES)
+        return TEXT in self._sparse_names(IMAGES)
+
+    def existing_ids(self, ids: list[str], namespace: str | None = None) -> set[str]:
+        """The subset of `ids` already stored (in `namespace`; None: in any namespace)."""
         if not ids:
             return set()
         wanted = [check_point_id(i) for i in ids]
         self._dims_of(IMAGES)
-        return {str(r.id) for r in self._retrieve(IMAGES, wanted, full=False)}
+        if namespace is None:
+            return {str(r.id) for r in self._retrieve(IMAGES, wanted, full=False)}
+        return set(self.stored_payloads(wanted, namespace))
 
-    def get_image(self, id: str) -> ImagePoint | None:
-        """One image with its vectors, or None."""
-        wanted = check_point_id(id)
+    def stored_payloads(self, ids: list[str], namespace: str | None = None) -> dict[str, dict[str, Any]]:
+        """id -> payload (without vectors) of the stored images among `ids`, in `namespace`
+        (None: in any namespace; each payload's "namespace" says which)."""
+        if not ids:
+            return {}
+        wanted = [check_point_id(i) for i in ids]
         self._dims_of(IMAGES)
-        records = self._retrieve(IMAGES, [wanted], full=True)
-        return image_from_record(records[0]) if records else None
+        found = {
+            str(r.id): payloads.from_stored(r.payload)
+            for r in self._retrieve(IMAGES, wanted, full=True, with_vectors=False)
+        }
+        if namespace is None:
+            return found
+        check_namespace(namespace)
+        return {i: p for i, p in found.items() if namespace_of(p) == namespace}
+
+    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        """The stored images among `ids` with the SHA-256 of their bytes ("" for one stored
+        without it, as UpsertVectors stores): whether an id already holds the same content."""
+        if not ids:
+            return {}
+        wanted = [check_point_id(i) for i in ids]
+        self._dims_of(IMAGES)
+        return {
+            str(r.id): str((r.payload or {}).get("sha256") or "")
+            for r in self._retrieve(IMAGES, wanted, full=True)
+        }
+
+    def get_image(self, id: str, namespace: str = DEFAULT_NAMESPACE) -> ImagePoint | None:
+        """One image of `namespace` with its vectors, or None."""
+        found = self.get_images([id], namespace, with_vectors=True)
+        return found[0] if found else None
+
+    def get_images(
+        self, ids: list[str], namespace: str = DEFAULT_NAMESPACE, with_vectors: bool = False
+    ) -> list[ImagePoint]:
+        """The images of `namespace` among `ids`, in the order asked (vectors empty unless asked for)."""
+        check_namespace(namespace)
+        wanted = [check_point_id(i) for i in ids]
+        if not wanted:
+            return []
+        self._dims_of(IMAGES)
+        records = self._retrieve(IMAGES, wanted, full=True, with_vectors=with_vectors)
+        by_id = {str(r.id): r for r in records if namespace_of(r.payload) == namespace}
+        return [record_to_point(by_id[i], with_vectors) for i in dict.fromkeys(wanted) if i in by_id]
+
+    def list_images(
+        self,
+        flt: PayloadFilter | None = None,
+        namespace: str | None = DEFAULT_NAMESPACE,
+        limit: int = 100,
+        page_token: str = "",
+        with_vectors: bool = False,
+    ) -> tuple[list[ImagePoint], str]:
+        """One page of the images of `namespace` (None: of every namespace) under the filter, in
+        id order, and the token of the next page ("" after the last).
+
+        The token is the id the next page starts at (the engine's scroll offset): an image added
+        before it is not listed, one deleted is not listed, and no image is listed twice.
+        """
+        check_k(limit, MAX_PAGE)
+        offset = check_point_id(page_token) if page_token else None
+        self._dims_of(IMAGES)
+        match = in_namespace(match_of(flt), namespace)
+        records, next_offset = self._scroll(IMAGES, Page(limit, offset, match, with_vector=with_vectors))
+        points = [record_to_point(r, with_vectors) for r in records]
+        return points, "" if next_offset is None else str(next_offset)
+
+    def update_images(
+        self,
+        ids: list[str] | None = None,
+        flt: PayloadFilter | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        label: str | None = None,
+        set_metadata: dict[str, str] | None = None,
+        remove_metadata: tuple[str, ...] = (),
+    ) -> int:
+        """Sets the label (when given) and sets / removes metadata keys of the images of `namespace`
+        with these ids, else those matching a non-empty filter; vectors stay as they are. Returns
+        how many images matched."""
+        set_metadata = dict(set_metadata or {})
+        for key in [*set_metadata, *remove_metadata]:
+            payloads.meta_path(key)  # the same key rule as filters
+        if label is None and not set_metadata and not remove_metadata:
+            raise InvalidArgument("update needs a label, metadata to set or metadata keys to remove")
+        if ids:
+            found = self.stored_payloads(list(ids), namespace)
+            pages: Iterator[list[tuple[str, dict[str, Any]]]] = iter([list(found.items())])
+        elif (match := match_of(flt)) is not None:
+            pages = self._payload_pages(in_namespace(match, namespace))
+        else:
+            raise InvalidArgument("update needs ids or a non-empty filter")
+        updated = 0
+        for page in pages:
+            rows = []
+            for pid, payload in page:
+                metadata = {**payload.get("metadata", {}), **set_metadata}
+                for key in remove_metadata:
+                    metadata.pop(key, None)
+                changed = {**payload, "metadata": metadata}
+                if label is not None:
+                    changed["label"] = label
+                rows.append((pid, payloads.to_stored(changed)))
+            if rows:
+                self._overwrite_payloads(IMAGES, rows)
+                self._update_text(rows)
+            updated += len(rows)
+        return updated
+
+    def _update_text(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Rewrites the lexical vector of images whose label or metadata changed (a text that has
+        no token left keeps its old vector; a reindex clears it)."""
+        if not self.has_text():
+            return
+        text_rows = [
+            Row(pid, {TEXT: text}, {})
+            for pid, payload in rows
+            if (text := document_vector(image_text(payloads.from_stored(payload))))
+        ]
+        if text_rows:
+            self._update_vectors(IMAGES, text_rows)
+
+    def import_images(self, points: list[ImagePoint]) -> tuple[int, int]:
+        """Stores exported images (vectors and payload as given, each payload naming its namespace)
+        unless their id is already stored in any namespace; (imported, skipped)."""
+        if not points:
+            return 0, 0
+        for p in points:
+            check_namespace(namespace_of(p.payload))
+        have = self.existing_ids([p.id for p in points])
+        fresh = list({p.id: p for p in points if check_point_id(p.id) not in have}.values())
+        self.upsert_images(fresh)
+        return len(fresh), len(points) - len(fresh)
+
+    def _payload_pages(self, match: Match, batch: int = 256) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        offset: Any = None
+        while True:
+            records, offset = self._scroll(IMAGES, Page(batch, offset, match, with_vector=False))
+            yield [(str(r.id), payloads.from_stored(r.payload)) for r in records]
+            if offset is None:
+                return
+
+    def thumbnails(self, ids: list[str], namespace: str = DEFAULT_NAMESPACE) -> dict[str, bytes]:
+        """id -> the thumbnail the indexer stored, for the ids of `namespace` that exist and have one."""
+        if not ids:
+            return {}
+        wanted = [check_point_id(i) for i in ids]
+        self._dims_of(IMAGES)
+        out = {}
+        for record in self._retrieve(IMAGES, wanted, full=True, with_vectors=False):
+            if namespace_of(record.payload) != namespace:
+                continue
+            text = (record.payload or {}).get(payloads.THUMBNAIL)
+            if text:
+                out[str(record.id)] = base64.b64decode(text)
+        return out
 
     def search_images(
-        self, vector: np.ndarray, using: VectorName, k: int, flt: PayloadFilter | None = None
+        self,
+        vector: np.ndarray,
+        using: VectorName,
+        k: int,
+        flt: PayloadFilter | None = None,
+        *,
+        offset: int = 0,
+        min_score: float | None = None,
+        negatives: tuple[np.ndarray, ...] = (),
+        mmr_lambda: float | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        fused: tuple[Branch, ...] = (),
+        weight: float = 1.0,
+        lexical: SparseVector | None = None,
+        lexical_weight: float = LEXICAL_WEIGHT,
     ) -> list[Hit]:
-        """The k nearest images by the named vector, best first."""
+        """The k nearest images of `namespace` by the named vector, best first, after skipping `offset`.
+
+        min_score: drop results scoring below it. negatives: the engine's recommend query
+        (best-score strategy) ranks every image nearer a negative than `vector` after all others;
+        scores are then the engine's recommend scores. mmr_lambda: the engine's maximal marginal
+        relevance picks varied results among the nearest candidates (1 = relevance only, 0 =
+        novelty only); scores stay the similarity to `vector`, in the engine's pick order.
+        fused: more rankings (another vector, its negatives, its weight) that the engine fuses with
+        this one (weighted `weight`) by reciprocal rank fusion; scores are then RRF scores.
+        A branch `using` CLASSES (a SparseVector over the `classes` vector: the taxonomic channel)
+        is not ranked apart: each image scores its similarity to `vector` plus the branch's weight
+        times its classes' dot product with the branch's vector (the engine's score formula), so
+        scores stay comparable with a plain search's and `min_score` cuts on them. Without other
+        branches only; a collection made before the `classes` vector leaves it out.
+        lexical: a query over the `text` vector (lexical.query_vector; hybrid search): an image
+        scoring s above scores s + `lexical_weight` x sat x (1 - s), sat = bm25 / (bm25 +
+        LEXICAL_HALF) and bm25 its BM25 score for the query's words (0 without any: s unchanged),
+        so scores stay at most 1; with fused rankings the lexical ranking is fused as one more.
+        Left out with `mmr_lambda`, when empty, and in a collection made before the `text` vector.
+        """
         dims = self._dims_of(IMAGES)
         if using not in (VISUAL, SEMANTIC):
             raise InvalidArgument(f"unknown vector {using!r}; use 'visual' or 'semantic'")
-        query = as_vector(vector, dims[using], f"{using} query")
-        scored = self._query(IMAGES, query, using, check_k(k), match_of(flt))
+        if offset < 0:
+            raise InvalidArgument(f"offset must not be negative, got {offset}")
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+        if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
+            raise InvalidArgument(f"the diversity lambda must be between 0 and 1, got {mmr_lambda}")
+        if fused and mmr_lambda is not None:
+            raise InvalidArgument("diverse results are not offered for fused rankings")
+        sparse = tuple(b for b in fused if b.using == CLASSES and b.vector)
+        fused = tuple(b for b in fused if b.using != CLASSES)
+        for b in fused:
+            if b.using not in (VISUAL, SEMANTIC):
+                raise InvalidArgument(f"unknown vector {b.using!r}; use 'visual' or 'semantic'")
+        branches = tuple(
+            Branch(
+                as_vector(b.vector, dims[b.using], f"{b.using} query"),
+                tuple(as_vector(n, dims[b.using], f"negative {b.using} query") for n in b.negatives),
+                b.using,
+                b.weight,
+            )
+            for b in fused
+        )
+        bonus = None
+        if sparse and not fused and self.has_classes():
+            if mmr_lambda is not None:
+                raise InvalidArgument("diverse results are not offered for fused rankings")
+            (b, *more) = sparse
+            if more:
+                raise InvalidArgument("one branch over the classes vector at most")
+            bonus = Bonus(CLASSES, check_sparse(b.vector), float(b.weight))
+        lexical_bonus = None
+        if lexical and mmr_lambda is None and self.has_text():
+            if not 0 < lexical_weight <= 1:
+                raise InvalidArgument(f"the lexical weight must be in (0, 1], got {lexical_weight}")
+            lexical_bonus = Bonus(TEXT, check_sparse(lexical), float(lexical_weight))
+        ranking = Ranking(
+            vector=as_vector(vector, dims[using], f"{using} query"),
+            negatives=tuple(as_vector(n, dims[using], f"negative {using} query") for n in negatives),
+            offset=offset,
+            # the engine may compare quantized or rounded scores: ask with some slack, cut exactly below
+            min_score=None if min_score is None else min_score - SCORE_SLACK,
+            mmr_lambda=mmr_lambda,
+            candidates=max(FUSION_CANDIDATES, 2 * (offset + k))
+            if fused
+            else max(MMR_CANDIDATES, 4 * (offset + k)),
+            weight=weight,
+            fused=branches,
+            bonus=bonus,
+            lexical=lexical_bonus,
+        )
+        scored = self._query(IMAGES, ranking, using, check_k(k), in_namespace(match_of(flt), namespace))
         return [
-            Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload)) for p in scored
+            Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
+            for p in scored
+            if min_score is None or p.score >= min_score
         ]
 
+    def search_lexical(
+        self,
+        vector: SparseVector,
+        k: int,
+        flt: PayloadFilter | None = None,
+        *,
+        offset: int = 0,
+        min_score: float | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> list[Hit]:
+        """The k images of `namespace` whose text best matches the query's words by BM25 (`vector`:
+        lexical.query_vector), best first after skipping `offset`; scores are BM25 scores (averaged
+        over the query's words, as lexical.query_vector weighs them), and
+        images without any of the words are not returned. FailedPrecondition in a collection made
+        before the `text` vector."""
+        if not self.has_text():
+            raise FailedPrecondition(
+                "this images collection has no lexical (text) index: it was made before it; "
+                "`imgsearch reindex` rebuilds it with one"
+            )
+        if offset < 0:
+            raise InvalidArgument(f"offset must not be negative, got {offset}")
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+        vector = check_sparse(vector)
+        if not vector:
+            return []
+        ranking = Ranking(vector=vector, offset=offset, min_score=min_score)  # type: ignore[arg-type]
+        scored = self._query(IMAGES, ranking, TEXT, check_k(k), in_namespace(match_of(flt), namespace))
+        return [
+            Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
+            for p in scored
+            if p.score > 0
+        ]
+
+    def facet_images(
+        self,
+        metadata_key: str | None,
+        flt: PayloadFilter | None = None,
+        limit: int = 10,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> list[tuple[str, int]]:
+        """(value, number of images) per label, or per value of one metadata key, under the filter;
+        highest counts first (ties by value), at most `limit`."""
+        check_k(limit)
+        self._dims_of(IMAGES)
+        if metadata_key is None:
+            counts = self._facet(IMAGES, payloads.LABEL, in_namespace(match_of(flt), namespace), limit)
+        else:
+            # every value of every key is one `_meta_kv` token; count those of images with the key
+            with_key = replace(flt or PayloadFilter(), has_metadata=(metadata_key,))
+            match = in_namespace(match_of(with_key), namespace)
+            tokens = self._facet(IMAGES, payloads.META_KV, match, FACET_TOKENS)
+            counts = [(v, n) for t, n in tokens if (v := payloads.meta_value(t, metadata_key)) is not None]
+        return sorted(counts, key=lambda c: (-c[1], c[0]))[:limit]
+
     def delete_images(
-        self, ids: list[str] | None = None, flt: PayloadFilter | None = None, all: bool = False
+        self,
+        ids: list[str] | None = None,
+        flt: PayloadFilter | None = None,
+        all: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> int:
-        """Deletes by ids, else by a non-empty filter, else everything when `all` is asked for
-        explicitly (the narrowest selection given wins, so a stray `all` never widens a delete);
-        returns how many points were deleted."""
+        """Deletes the images of `namespace` by ids, else by a non-empty filter, else all of them
+        when `all` is asked for explicitly (the narrowest selection given wins, so a stray `all`
+        never widens a delete); returns how many points were deleted."""
         target: list[str] | Match
+        check_namespace(namespace)
         if ids:
             target = [check_point_id(i) for i in ids]
         elif (match := match_of(flt)) is not None:  # None: no filter, or an empty one
-            target = match
+            target = in_namespace(match, namespace)
         elif all:
-            target = Match()
+            target = in_namespace(Match(), namespace)
         else:
             raise InvalidArgument("delete needs ids, a non-empty filter, or all=True")
         self._dims_of(IMAGES)
-        if isinstance(target, list):
-            deleted = len(self._retrieve(IMAGES, target, full=False))
+        if isinstance(target, list):  # only the ids of this namespace's images
+            target = list(self.stored_payloads(target, namespace))
+            deleted = len(target)
         else:
             deleted = self._count(IMAGES, target)
         if deleted:
             self._delete(IMAGES, target)
         return deleted
 
-    def count_images(self, flt: PayloadFilter | None = None) -> int:
+    def count_images(
+        self, flt: PayloadFilter | None = None, namespace: str | None = DEFAULT_NAMESPACE
+    ) -> int:
+        """The images of `namespace` (None: of every namespace) under the filter."""
         self._dims_of(IMAGES)
-        return self._count(IMAGES, match_of(flt))
+        return self._count(IMAGES, in_namespace(match_of(flt), namespace))
 
     def iter_images(self, batch: int = 256) -> Iterator[ImagePoint]:
-        """Every stored image with vectors, in batches (reindexing after a head change)."""
+        """Every stored image of every namespace with vectors, in batches (reindexing after a head
+        change)."""
         self._dims_of(IMAGES)
         offset: Any = None
         while True:
-            records, offset = self._scroll(IMAGES, batch, offset, None, with_payload=True)
+            records, offset = self._scroll(IMAGES, Page(batch, offset, None))
             yield from (image_from_record(r) for r in records)
             if offset is None:
                 return
@@ -231,14 +606,14 @@ class VectorStore(ABC):
     def search_words(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k nearest words with cosine similarity, best first."""
         query = as_vector(vector, self._dims_of(WORDS)[""], "word query")
-        scored = self._query(WORDS, query, None, check_k(k), None)
+        scored = self._query(WORDS, Ranking(query), None, check_k(k), None)
         return [(str(p.payload[payloads.WORD]), float(p.score)) for p in scored]
 
     def word_vector(self, word: str) -> np.ndarray | None:
         """The stored (normalised) vector of a word, or None."""
         self._dims_of(WORDS)
         match = Match(must=((payloads.WORD, word),))
-        records, _ = self._scroll(WORDS, 1, None, match, with_payload=False)
+        records, _ = self._scroll(WORDS, Page(1, None, match, with_payload=False))
         if not records:
             return None
         vector = records[0].vector
@@ -267,6 +642,16 @@ class VectorStore(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Where the data lives, for logs and stats."""
+
+    def _fill_default_namespace(self) -> None:
+        """Puts the images stored without a namespace key (before namespaces) in the default one."""
+        unset = Match(absent=(payloads.NAMESPACE,))
+        if self._count(IMAGES, unset):
+            self._set_payload(IMAGES, unset, {payloads.NAMESPACE: DEFAULT_NAMESPACE})
+
+    def in_namespace(self, namespace: str) -> NamespaceView:
+        """The store as one namespace sees it: every image call takes that namespace."""
+        return NamespaceView(self, check_namespace(namespace))
 
     def __enter__(self) -> VectorStore:
         return self
@@ -298,20 +683,40 @@ class VectorStore(ABC):
     def _upsert(self, name: str, rows: list[Row]) -> None: ...
 
     @abstractmethod
-    def _retrieve(self, name: str, ids: list[str], full: bool) -> list[Any]:
-        """Records (`.id`, and with `full` `.vector` and `.payload`) of the ids that exist."""
+    def _retrieve(self, name: str, ids: list[str], full: bool, with_vectors: bool | None = None) -> list[Any]:
+        """Records (`.id`, and with `full` `.payload` and, unless `with_vectors` is False, `.vector`)
+        of the ids that exist."""
 
     @abstractmethod
     def _query(
-        self, name: str, vector: np.ndarray, using: str | None, limit: int, match: Match | None
+        self, name: str, ranking: Ranking, using: str | None, limit: int, match: Match | None
     ) -> list[Any]:
-        """Scored points (`.id`, `.score`, `.payload`), best first."""
+        """Scored points (`.id`, `.score`, `.payload`) in the ranking's order."""
 
     @abstractmethod
-    def _scroll(
-        self, name: str, limit: int, offset: Any, match: Match | None, with_payload: bool
-    ) -> tuple[list[Any], Any]:
-        """One page of records with vectors, and the offset of the next page (None after the last)."""
+    def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
+        """(value, count) of a keyword-indexed payload key over the matching points, exact."""
+
+    @abstractmethod
+    def _scroll(self, name: str, page: Page) -> tuple[list[Any], Any]:
+        """One page of records in id order, and the offset of the next page (None after the last)."""
+
+    @abstractmethod
+    def _overwrite_payloads(self, name: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Replaces the whole payload of each (id, payload); vectors stay as they are."""
+
+    @abstractmethod
+    def _update_vectors(self, name: str, rows: list[Row]) -> None:
+        """Sets the named vectors each row gives on its existing point; its other vectors and its
+        payload stay as they are."""
+
+    @abstractmethod
+    def _set_payload(self, name: str, match: Match, payload: dict[str, Any]) -> None:
+        """Sets these payload keys (others kept) on every point that matches."""
+
+    @abstractmethod
+    def _add_missing_indexes(self, name: str) -> None:
+        """Creates the PAYLOAD_INDEXES an existing collection lacks (one made by an older version)."""
 
     @abstractmethod
     def _count(self, name: str, match: Match | None) -> int:
@@ -321,11 +726,45 @@ class VectorStore(ABC):
     def _delete(self, name: str, target: list[str] | Match) -> None:
         """Deletes the points with these ids, or those matching."""
 
+    def _sparse_names(self, name: str) -> tuple[str, ...]:
+        """The sparse vectors the collection has (SPARSE_VECTORS[name] for one made now)."""
+        return ()
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if self._closed:
             raise FailedPrecondition("the vector store is closed")
+
+
+class NamespaceView:
+    """A VectorStore whose image reads and writes take one namespace (the Query service hands it
+    to the search functions, which then never see another namespace's images); words are shared."""
+
+    NAMESPACED = frozenset(
+        {
+            "search_images",
+            "search_lexical",
+            "facet_images",
+            "get_image",
+            "get_images",
+            "list_images",
+            "thumbnails",
+            "count_images",
+            "delete_images",
+            "update_images",
+        }
+    )
+
+    def __init__(self, store: VectorStore, namespace: str):
+        self.store = store
+        self.namespace = namespace
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.store, name)
+        if name in self.NAMESPACED:
+            return functools.partial(attr, namespace=self.namespace)
+        return attr
 
 
 def missing_collection(name: str) -> FailedPrecondition:
@@ -339,18 +778,59 @@ def match_of(flt: PayloadFilter | None) -> Match | None:
         return None
     must = [(payloads.LABEL, flt.label)] if flt.label else []
     must += [(payloads.META_KV, payloads.meta_token(k, v)) for k, v in sorted(flt.metadata.items())]
-    return Match(must=tuple(must), exclude_ids=tuple(check_point_id(i) for i in flt.exclude_ids))
+    must_not = [(payloads.LABEL, label) for label in flt.exclude_labels]
+    must_not += [(payloads.META_KV, payloads.meta_token(k, v)) for k, v in flt.exclude_metadata]
+    return Match(
+        must=tuple(must),
+        exclude_ids=tuple(check_point_id(i) for i in flt.exclude_ids),
+        any_of=((payloads.LABEL, tuple(flt.labels)),) if flt.labels else (),
+        must_not=tuple(must_not),
+        present=tuple(payloads.meta_path(k) for k in flt.has_metadata),
+        absent=tuple(payloads.meta_path(k) for k in flt.missing_metadata),
+    )
+
+
+def in_namespace(match: Match | None, namespace: str | None) -> Match | None:
+    """`match` narrowed to the images of `namespace` (None: every namespace; "" the default one)."""
+    if namespace is None:
+        return match
+    check_namespace(namespace)
+    match = match or Match()
+    return replace(match, must=(*match.must, (payloads.NAMESPACE, namespace)))
+
+
+def record_to_point(record: Any, with_vectors: bool) -> ImagePoint:
+    """An ImagePoint from a record; without vectors both are empty arrays."""
+    if with_vectors:
+        return image_from_record(record)
+    empty = np.zeros(0, dtype=np.float32)
+    payload = payloads.from_stored(record.payload)
+    return ImagePoint(id=str(record.id), visual=empty, semantic=empty, payload=payload)
 
 
 def image_from_record(record: Any) -> ImagePoint:
     """An ImagePoint from a Qdrant record (Edge's and qdrant-client's have the same fields)."""
     vectors = record.vector or {}
+    classes = vectors.get(CLASSES)
     return ImagePoint(
         id=str(record.id),
         visual=np.asarray(vectors[VISUAL], dtype=np.float32),
         semantic=np.asarray(vectors[SEMANTIC], dtype=np.float32),
         payload=payloads.from_stored(record.payload),
+        classes=None if classes is None else SparseVector(tuple(classes.indices), tuple(classes.values)),
     )
+
+
+def check_sparse(vector: SparseVector) -> SparseVector:
+    """A sparse vector with unique non-negative ids and finite values, ids ascending."""
+    if len(vector.indices) != len(vector.values):
+        raise InvalidArgument(f"sparse vector of {len(vector.indices)} ids but {len(vector.values)} values")
+    pairs = sorted(zip((int(i) for i in vector.indices), (float(v) for v in vector.values), strict=True))
+    if any(i < 0 for i, _ in pairs) or len({i for i, _ in pairs}) != len(pairs):
+        raise InvalidArgument("sparse vector ids must be unique and not negative")
+    if not all(math.isfinite(v) for _, v in pairs):
+        raise InvalidArgument("sparse vector values must be finite")
+    return SparseVector(tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
 
 
 def _fmt(dims: dict[str, int] | None) -> str:

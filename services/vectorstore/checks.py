@@ -18,7 +18,8 @@ def check_point_id(id: str) -> str:
     try:
         return str(uuid.UUID(str(id)))
     except ValueError:
-        raise InvalidArgument(f"image id must be a UUID, got {id!r}") from None
+        shown = repr(id) if len(str(id)) <= 80 else f"{len(str(id))} characters"  # never echo a long id
+        raise InvalidArgument(f"image id must be a UUID, got {shown}") from None
 
 
 def check_k(k: int, most: int | None = None) -> int:

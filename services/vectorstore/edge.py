@@ -21,32 +21,54 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import metadata as pkg_metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import qdrant_edge as qe
 
 from imgsearch.config.cpus import usable_cpus
 from imgsearch.errors import FailedPrecondition
 from imgsearch.vectorstore.base import (
+    IDF_VECTORS,
     IMAGES,
     PAYLOAD_INDEXES,
+    SPARSE_VECTORS,
     WORDS,
     PayloadFilter,
     VectorStore,
     missing_collection,
 )
-from imgsearch.vectorstore.engine import QUANTIZATION_QUANTILE, Match, Row, engine_filter, search_params
+from imgsearch.vectorstore.disk import DiskGuard
+from imgsearch.vectorstore.engine import (
+    LEXICAL_HALF,
+    RRF_K,
+    Branch,
+    Match,
+    Page,
+    Ranking,
+    Row,
+    SparseVector,
+    engine_filter,
+    search_params,
+)
 from imgsearch.vectorstore.optimizer import AutoOptimizer, Job
+from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL
+from imgsearch.vectorstore.storage import StorageOptions
 
 log = logging.getLogger(__name__)
+# Search results carry every payload field but the thumbnail (read by id when wanted).
+_WITHOUT_THUMBNAIL = qe.PayloadSelector.Exclude([THUMBNAIL])
 
 T = TypeVar("T")
 
 _CONFIG_FILE = "edge_config.json"
-_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
+_SCHEMA = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "tenant": qe.KeywordIndexParams(is_tenant=True),
+}
 
 
 def default_search_threads() -> int:
@@ -75,6 +97,10 @@ class EdgeStore(VectorStore):
         full_scan_threshold_kb: int | None = None,
         search_threads: int | None = None,
         quantize: bool = True,
+        min_free_bytes: int = 0,
+        storage: StorageOptions | None = None,
+        optimize_quiet_seconds: float = 3.0,
+        optimize_max_pending: int = 100_000,
     ):
         """
         hnsw_ef: search breadth (None = Qdrant's default); raise it for recall, lower it for speed.
@@ -87,6 +113,12 @@ class EdgeStore(VectorStore):
         search_threads: threads of each shard's search pool (None = `default_search_threads()`).
         quantize: int8 scalar quantization of the vectors, with rescoring (see engine.QUANTIZATION_*);
             a store created without it gets it built by a background optimize when opened with it.
+        min_free_bytes: writes are refused (ResourceExhausted) while less is free on the disk, and
+            opening refuses when the store's files could not be filled (vectorstore/disk.py); 0 = off.
+        storage: how collections are laid out when created (vectorstore/storage.py); quantize=False
+            overrides its quantization with "none".
+        optimize_quiet_seconds, optimize_max_pending: a due automatic optimize waits until writes
+            pause this long, or until this many points wait unindexed (optimizer.AutoOptimizer).
         """
         if search_threads is not None and search_threads < 0:
             raise ValueError(f"search_threads must not be negative, got {search_threads}")
@@ -94,10 +126,13 @@ class EdgeStore(VectorStore):
         self._indexing_threshold_kb = indexing_threshold_kb
         self._full_scan_threshold_kb = full_scan_threshold_kb
         self._search_threads = search_threads or default_search_threads()
-        self._quantize = quantize
-        self._params = search_params(qe, hnsw_ef, quantize)
+        storage = storage or StorageOptions()
+        self._storage = storage if quantize else replace(storage, quantization="none")
+        self._quantize = self._storage.quantized
+        self._params = search_params(qe, hnsw_ef, self._quantize, self._storage.oversampling)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, dict[str, int]] = {}
+        self._sparse: dict[str, tuple[str, ...]] = {}  # the sparse vectors of each collection
         self._admin_lock = threading.RLock()
         self._write_locks = {IMAGES: threading.Lock(), WORDS: threading.Lock()}
         self._optimizer = AutoOptimizer(
@@ -106,7 +141,11 @@ class EdgeStore(VectorStore):
             every=auto_optimize_points,
             background=background_optimize,
             admin=self._admin_lock,
+            quiet_seconds=optimize_quiet_seconds,
+            max_pending=optimize_max_pending,
         )
+        self._disk = DiskGuard(self._root, min_free_bytes)
+        self._disk.check_open()
         self._lock_file = _lock_dir(self._root)
         try:
             for name in (IMAGES, WORDS):
@@ -126,17 +165,27 @@ class EdgeStore(VectorStore):
             super().ensure_collections(visual_dim, semantic_dim, word_dim)
 
     def delete_images(
-        self, ids: list[str] | None = None, flt: PayloadFilter | None = None, all: bool = False
+        self,
+        ids: list[str] | None = None,
+        flt: PayloadFilter | None = None,
+        all: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> int:
         with self._write_locks[IMAGES]:  # the count and the delete see the same points
-            return super().delete_images(ids, flt, all)
+            return super().delete_images(ids, flt, all, namespace)
 
     def optimize(self) -> None:
         self._optimizer.run(force=True)
 
     def indexed_vectors(self, name: str = IMAGES) -> int:
-        """Vectors covered by an HNSW index (both named vectors count): shows optimize() took effect."""
-        return int(self._call(name, lambda shard: shard.info()).indexed_vectors_count)
+        """Vectors covered by an HNSW index (both named vectors count): shows optimize() took effect.
+        The engine counts each stored sparse vector as indexed too (its index is built on write):
+        those are left out."""
+        indexed = int(self._call(name, lambda shard: shard.info()).indexed_vectors_count)
+        for vname in self._sparse.get(name, ()):
+            request = qe.CountRequest(exact=True, filter=qe.Filter(must=[qe.HasVectorCondition(vname)]))
+            indexed -= int(self._call(name, lambda shard, r=request: shard.count(r)))
+        return indexed
 
     def flush(self) -> None:
         with self._admin_lock:
@@ -173,56 +222,154 @@ class EdgeStore(VectorStore):
             raise missing_collection(name)
         return dims
 
+    def _sparse_names(self, name: str) -> tuple[str, ...]:
+        return self._sparse.get(name, ())
+
     def _create(self, name: str, dims: dict[str, int]) -> None:
+        self._disk.check_write()
         path = self._path(name)
         if path.exists():  # a half-created shard (no config file): start it over
             shutil.rmtree(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shard = qe.EdgeShard.create(str(path), self._config(dims))
+        sparse = SPARSE_VECTORS.get(name, ())
+        shard = qe.EdgeShard.create(str(path), self._config(dims, sparse))
         for key, kind in PAYLOAD_INDEXES[name].items():
             shard.update(qe.UpdateOperation.create_field_index(key, _SCHEMA[kind]))
         shard.flush()
         self._shards[name] = shard
         self._dims[name] = dims
+        self._sparse[name] = sparse
         log.info("created collection %s (%s) at %s", name, dims, path)
 
     def _drop(self, name: str) -> None:
         with self._optimizer.lock, self._admin_lock, self._write_locks[name]:
             shard = self._shards.pop(name, None)
             self._dims.pop(name, None)
+            self._sparse.pop(name, None)
             if shard is not None:
                 shard.close()
             shutil.rmtree(self._path(name), ignore_errors=True)
             self._optimizer.forget(name)
 
     def _upsert(self, name: str, rows: list[Row]) -> None:
-        operation = qe.UpdateOperation.upsert_points([qe.Point(*row) for row in rows])
+        operation = qe.UpdateOperation.upsert_points(
+            [qe.Point(row.id, _vectors(row.vector), row.payload) for row in rows]
+        )
+        self._disk.check_write()
         with self._write_locks[name]:
             self._call(name, lambda shard: shard.update(operation))
         self._optimizer.wrote(name, len(rows))
 
-    def _retrieve(self, name: str, ids: list[str], full: bool) -> list[Any]:
-        return self._call(name, lambda shard: shard.retrieve(ids, full, full))
+    def _retrieve(self, name: str, ids: list[str], full: bool, with_vectors: bool | None = None) -> list[Any]:
+        vectors = full if with_vectors is None else with_vectors
+        return self._call(name, lambda shard: shard.retrieve(ids, full, vectors))
 
     def _query(
-        self, name: str, vector: np.ndarray, using: str | None, limit: int, match: Match | None
+        self, name: str, ranking: Ranking, using: str | None, limit: int, match: Match | None
     ) -> list[Any]:
+        flt = _filter(match)
+        query = _ranked(ranking.vector, ranking.negatives, using)
+        prefetches = None
+        lexical = ranking.lexical
+        if ranking.bonus is not None or (lexical is not None and not ranking.fused):
+            # own score (+ weight x sparse score) (+ lexical part), by the score formula
+            e = qe.Expression
+            prefetches = [qe.Prefetch(ranking.candidates, query=query, filter=flt, params=self._params)]
+            formula = e.Variable("$score[0]")
+            if (bonus := ranking.bonus) is not None:
+                prefetches.append(
+                    qe.Prefetch(ranking.candidates, query=_ranked(bonus.vector, (), bonus.using), filter=flt)
+                )
+                weighted = e.Mult([e.Constant(bonus.weight), e.Variable("$score[1]")])
+                summed = e.Sum([formula, weighted])
+                formula = e.Mult([e.Constant(1.0 / (1.0 + bonus.weight)), summed])
+            if lexical is not None:
+                bm25 = e.Variable(f"$score[{len(prefetches)}]")
+                prefetches.append(
+                    qe.Prefetch(
+                        ranking.candidates, query=_ranked(lexical.vector, (), lexical.using), filter=flt
+                    )
+                )
+                saturated = e.Div(bm25, e.Sum([bm25, e.Constant(LEXICAL_HALF)]), 0.0)
+                # score + weight x saturated x (1 - score): lifted toward 1, never past it
+                gap = e.Sum([e.Constant(1.0), e.Neg(formula)])
+                formula = e.Sum([formula, e.Mult([e.Constant(lexical.weight), saturated, gap])])
+            query = qe.Formula(formula, defaults={f"$score[{i}]": 0.0 for i in range(len(prefetches))})
+        elif ranking.fused:
+            branches = [
+                Branch(ranking.vector, ranking.negatives, using or "", ranking.weight),
+                *ranking.fused,
+            ]
+            if lexical is not None:  # the lexical ranking is fused as one more
+                branches.append(Branch(lexical.vector, (), lexical.using, 1.0))  # type: ignore[arg-type]
+            # the request's filter reaches every prefetch; given there too, it is checked twice
+            # (a fused query took 2x a plain one instead of about 1.2x at 100,000 images)
+            prefetches = [
+                qe.Prefetch(ranking.candidates, query=_ranked(*b[:3]), params=self._params) for b in branches
+            ]
+            query = qe.Fusion.Rrf(RRF_K, [b.weight for b in branches])
+        elif ranking.mmr_lambda is not None:
+            if ranking.negatives:  # MMR picks among the candidates nearer the query than any negative
+                prefetches = [
+                    qe.Prefetch(
+                        ranking.candidates, query=query, filter=flt, params=self._params, score_threshold=0.0
+                    )
+                ]
+            query = qe.Mmr(ranking.vector, ranking.mmr_lambda, ranking.candidates, using=using)
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(vector, using=using),
-            filter=_filter(match),
-            with_payload=True,
+            offset=ranking.offset or None,
+            query=query,
+            prefetches=prefetches,
+            filter=flt,
+            score_threshold=ranking.min_score,
+            with_payload=_WITHOUT_THUMBNAIL,
             params=self._params,
         )
         return self._call(name, lambda shard: shard.query(request))
 
-    def _scroll(
-        self, name: str, limit: int, offset: Any, match: Match | None, with_payload: bool
-    ) -> tuple[list[Any], Any]:
+    def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
+        request = qe.FacetRequest(key, limit=limit, exact=True, filter=_filter(match))
+        return [(str(h.value), int(h.count)) for h in self._call(name, lambda shard: shard.facet(request))]
+
+    def _scroll(self, name: str, page: Page) -> tuple[list[Any], Any]:
         request = qe.ScrollRequest(
-            offset=offset, limit=limit, filter=_filter(match), with_payload=with_payload, with_vector=True
+            offset=page.offset,
+            limit=page.limit,
+            filter=_filter(page.match),
+            with_payload=page.with_payload,
+            with_vector=page.with_vector,
         )
         return self._call(name, lambda shard: shard.scroll(request))
+
+    def _overwrite_payloads(self, name: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self._disk.check_write()
+        with self._write_locks[name]:
+            for pid, payload in rows:
+                operation = qe.UpdateOperation.overwrite_payload([pid], payload)
+                self._call(name, lambda shard, op=operation: shard.update(op))
+
+    def _update_vectors(self, name: str, rows: list[Row]) -> None:
+        points = [qe.PointVectors(r.id, _vectors(r.vector)) for r in rows]
+        operation = qe.UpdateOperation.update_vectors(points)
+        self._disk.check_write()
+        with self._write_locks[name]:
+            self._call(name, lambda shard: shard.update(operation))
+
+    def _set_payload(self, name: str, match: Match, payload: dict[str, Any]) -> None:
+        operation = qe.UpdateOperation.set_payload_by_filter(_filter(match), payload)
+        self._disk.check_write()
+        with self._write_locks[name]:
+            self._call(name, lambda shard: shard.update(operation))
+
+    def _add_missing_indexes(self, name: str) -> None:
+        have = self._call(name, lambda shard: shard.info()).payload_schema
+        for key, kind in PAYLOAD_INDEXES[name].items():
+            if key not in have:
+                operation = qe.UpdateOperation.create_field_index(key, _SCHEMA[kind])
+                with self._write_locks[name]:
+                    self._call(name, lambda shard, op=operation: shard.update(op))
+                log.info("created the payload index %s of collection %s", key, name)
 
     def _count(self, name: str, match: Match | None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(match))
@@ -230,6 +377,7 @@ class EdgeStore(VectorStore):
 
     def _delete(self, name: str, target: list[str] | Match) -> None:
         """Callers hold the collection's write lock (delete_images)."""
+        self._disk.check_write()
         if isinstance(target, list):
             operation = qe.UpdateOperation.delete_points(target)
         else:
@@ -246,38 +394,39 @@ class EdgeStore(VectorStore):
         path = self._path(name) / _CONFIG_FILE
         if not path.exists():  # no shard, or a half-created one (`_create` starts it over)
             return
-        stored = json.loads(path.read_text())["vectors"]
+        config = json.loads(path.read_text())
+        stored = config["vectors"]
         dims = {vname: int(params["size"]) for vname, params in stored.items()}
+        sparse = tuple(config.get("sparse_vectors") or ())
         try:
-            self._shards[name] = qe.EdgeShard.load(str(self._path(name)), self._config(dims))
+            self._shards[name] = qe.EdgeShard.load(str(self._path(name)), self._config(dims, sparse))
         except Exception as e:  # the engine gives no error type: a shard it refuses cannot be served
             raise FailedPrecondition(f"qdrant-edge cannot open collection {name!r}: {e}") from e
         self._dims[name] = dims
-        quantized = all(params.get("quantization_config") for params in stored.values())
+        self._sparse[name] = sparse
+        self._optimizer.known(name, int(self._shards[name].info().points_count))
+        quantized = all(
+            params.get("quantization_config")
+            for vname, params in stored.items()
+            if self._storage.quantizes(vname)
+        )
         if self._quantize and not quantized:  # build the quantized vectors of an older store
             self._optimizer.request(name)
 
-    def _config(self, dims: dict[str, int]) -> qe.EdgeConfig:
-        quantization = (
-            qe.ScalarQuantizationConfig(
-                type=qe.ScalarType.Int8, quantile=QUANTIZATION_QUANTILE, memory=qe.Memory.Pinned
-            )
-            if self._quantize
-            else None
-        )
+    def _config(self, dims: dict[str, int], sparse: tuple[str, ...] = ()) -> qe.EdgeConfig:
         params = {
-            vname: qe.EdgeVectorParams(
-                size=size, distance=qe.Distance.Cosine, quantization_config=quantization
-            )
+            vname: self._storage.edge_vector_params(qe, vname, size, self._full_scan_threshold_kb)
             for vname, size in dims.items()
         }
         return qe.EdgeConfig(
             vectors=params[""] if list(params) == [""] else params,
-            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb),
+            sparse_vectors={vname: _sparse_params(vname) for vname in sparse} or None,
+            optimizers=qe.EdgeOptimizersConfig(
+                indexing_threshold=self._indexing_threshold_kb, max_segment_size=self._storage.max_segment_kb
+            ),
             max_search_threads=self._search_threads,
-            hnsw_config=None
-            if self._full_scan_threshold_kb is None
-            else qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=self._full_scan_threshold_kb),
+            hnsw_config=self._storage.edge_hnsw(qe, self._full_scan_threshold_kb),
+            on_disk_payload=self._storage.payload_on_disk,
         )
 
     def _shard(self, name: str) -> qe.EdgeShard:
@@ -305,11 +454,55 @@ class EdgeStore(VectorStore):
 
     def _optimize_job(self, name: str) -> Job | None:
         shard = self._shards.get(name)
-        return None if shard is None else shard.optimize
+        if shard is not None and not self._disk.has_room():
+            log.warning("not optimizing %s: the disk is nearly full", name)
+            return None
+        if shard is None:
+            return None
+
+        def job() -> bool:
+            changed = bool(shard.optimize())
+            # The engine deletes the segments an optimize replaced, and the log it covered, only
+            # at a flush: without one they stay on disk for the process's life (15x the vectors).
+            shard.flush()
+            return changed
+
+        return job
+
+
+def _ranked(vector: Any, negatives: tuple[Any, ...], using: str | None) -> Any:
+    """Nearest to `vector`, or with negatives the engine's recommend query (best-score strategy)."""
+    if isinstance(vector, SparseVector):
+        return qe.Query.Nearest(qe.SparseVector(list(vector.indices), list(vector.values)), using=using)
+    if not negatives:
+        return qe.Query.Nearest(vector, using=using)
+    return qe.Query.RecommendBestScore(qe.RecommendQuery([vector], list(negatives)), using=using)
+
+
+def _sparse_params(vname: str) -> qe.EdgeSparseVectorParams:
+    """A sparse vector's parameters: the lexical one with the engine's IDF modifier."""
+    if vname in IDF_VECTORS:
+        return qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+    return qe.EdgeSparseVectorParams()
 
 
 def _filter(match: Match | None) -> qe.Filter | None:
-    return engine_filter(match, qe, qe.HasIdCondition)
+    return engine_filter(match, qe, qe.HasIdCondition, qe.IsEmptyCondition)
+
+
+def _vectors(vector: Any) -> Any:
+    """A row's vector(s) as Edge takes them: sparse ones as its SparseVector, dense ones as lists
+    (Edge reads a list of floats in half the time of a numpy array: 1330 floats, 56 vs 110 us)."""
+    if not isinstance(vector, dict):
+        return _dense(vector)
+    return {
+        vname: qe.SparseVector(list(v.indices), list(v.values)) if isinstance(v, SparseVector) else _dense(v)
+        for vname, v in vector.items()
+    }
+
+
+def _dense(vector: Any) -> Any:
+    return vector.tolist() if hasattr(vector, "tolist") else vector
 
 
 def _lock_dir(root: Path) -> Any:

@@ -5,6 +5,15 @@ force until `optimize()` builds HNSW. This counts points written per collection 
 `every`, optimizes on a background thread so that the write that crossed the line returns at once
 (or inside that write, with `background=False`). The engine holds later writes while it optimizes.
 
+A bulk load must not optimize every `every` points: each optimize indexes the new points and the
+engine's merge optimizer then merges them into the previous segment and rebuilds its graph, so
+the work grows with the square of the collection (a 100,000-point load optimized 20 times,
+writing 5x the data). So a due collection waits in the background until writes pause for
+`quiet_seconds`, or until the points waiting reach half of those already indexed (so the work
+stays proportional to the data: each point is rebuilt a few times, not once per `every`), at
+most `max_pending` (a segment near the engine's largest, indexed once and not merged again).
+Searches meanwhile scan the unindexed points.
+
 Locks are taken in the order `lock` (optimize) -> `admin` (the owner's) -> the owner's write locks.
 """
 
@@ -12,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
@@ -36,13 +46,22 @@ class AutoOptimizer:
         every: int,
         background: bool,
         admin: AbstractContextManager[object],
+        quiet_seconds: float = 0.0,
+        max_pending: int = 0,
     ):
+        """quiet_seconds: in the background, a due collection waits until no write came for this
+        long (0 = at once), or until its pending points reach half of its indexed ones, at most
+        max_pending (0: only the pause counts)."""
         self.lock = threading.Lock()  # held while a collection optimizes; the owner's drop and close take it
         self._job_for = job_for
         self._every = every
         self._background = background
         self._admin = admin
         self._pending = dict.fromkeys(names, 0)
+        self._indexed = dict.fromkeys(self._pending, 0)  # points covered by the latest optimize
+        self._quiet = quiet_seconds
+        self._max_pending = max_pending
+        self._last_write = 0.0  # time.monotonic() of the latest counted write
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -53,6 +72,7 @@ class AutoOptimizer:
             return
         with self._admin:
             self._pending[name] += n
+            self._last_write = time.monotonic()
             due = self._pending[name] >= self._every
         if not due:
             return
@@ -71,6 +91,12 @@ class AutoOptimizer:
         """Drops the count of a collection that was deleted."""
         with self._admin:
             self._pending[name] = 0
+            self._indexed[name] = 0
+
+    def known(self, name: str, points: int) -> None:
+        """Tells how many points a collection opened with already holds."""
+        with self._admin:
+            self._indexed[name] = points
 
     def run(self, force: bool) -> None:
         """Optimizes every collection that is due (all of them with `force`); blocks until done."""
@@ -82,9 +108,20 @@ class AutoOptimizer:
                     job = self._job_for(name)
                     if job is None:
                         continue
+                    self._indexed[name] += self._pending[name]
                     self._pending[name] = 0
                 changed = job()
                 log.info("optimized %s (changed=%s)", name, changed)
+
+    def _wait_for_quiet(self) -> float:
+        """Seconds to wait before optimizing: 0 when writes paused for `quiet_seconds` or a due
+        collection has enough points pending (see the module docstring)."""
+        with self._admin:
+            if self._max_pending > 0:
+                for name, pending in self._pending.items():
+                    if pending >= max(self._every, min(self._max_pending, self._indexed[name] // 2)):
+                        return 0.0
+            return max(0.0, self._last_write + self._quiet - time.monotonic())
 
     def stop(self) -> None:
         """Ends the background thread, waiting for an optimize under way; later wakes do nothing.
@@ -114,6 +151,11 @@ class AutoOptimizer:
             self._wanted.clear()
             if self._stopped:
                 return
+            wait = self._wait_for_quiet()
+            if wait > 0:  # writes are still coming: look again when they may have paused
+                self._wanted.wait(wait)
+                self._wanted.set()
+                continue
             try:
                 self.run(force=False)
             except Exception:  # keep serving; the next trigger or close() retries

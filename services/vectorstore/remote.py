@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import grpc
@@ -19,8 +20,17 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from imgsearch.errors import FailedPrecondition, InvalidArgument, ServiceError, Unavailable
-from imgsearch.vectorstore.base import PAYLOAD_INDEXES, VectorStore, missing_collection
-from imgsearch.vectorstore.engine import QUANTIZATION_QUANTILE, Match, Row, engine_filter, search_params
+from imgsearch.vectorstore import engine
+from imgsearch.vectorstore.base import (
+    IDF_VECTORS,
+    PAYLOAD_INDEXES,
+    SPARSE_VECTORS,
+    VectorStore,
+    missing_collection,
+)
+from imgsearch.vectorstore.engine import Branch, Match, Page, Ranking, Row, SparseVector
+from imgsearch.vectorstore.payloads import THUMBNAIL
+from imgsearch.vectorstore.storage import StorageOptions
 
 T = TypeVar("T")
 
@@ -46,8 +56,11 @@ class RemoteStore(VectorStore):
         shards: int | None = None,
         replicas: int | None = None,
         quantize: bool = True,
+        storage: StorageOptions | None = None,
     ):
         """
+        storage: how collections are laid out when created (vectorstore/storage.py); quantize=False
+            overrides its quantization with "none". Local mode keeps only the quantization.
         client: a ready client instead of `url` (with `local=True` for qdrant-client's local mode).
         local: the client runs qdrant-client's local mode, a dict-backed Python engine that must not
             be read while it is written, has no payload indexes and searches exactly.
@@ -64,10 +77,17 @@ class RemoteStore(VectorStore):
         self._local = local
         self._shards = shards
         self._replicas = replicas
-        self._quantize = quantize
+        storage = storage or StorageOptions()
+        self._storage = storage if quantize else replace(storage, quantization="none")
+        self._quantize = self._storage.quantized
         # Local mode searches exactly, and warns about any search parameters.
-        self._params = None if local else search_params(models, hnsw_ef, quantize)
+        self._params = (
+            None
+            if local
+            else engine.search_params(models, hnsw_ef, self._quantize, self._storage.oversampling)
+        )
         self._dims: dict[str, dict[str, int]] = {}
+        self._sparse: dict[str, tuple[str, ...]] = {}  # the sparse vectors of each collection
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if local else contextlib.nullcontext()
         )
@@ -99,13 +119,20 @@ class RemoteStore(VectorStore):
         if not self._call(self._client.collection_exists, name):
             self._dims.pop(name, None)
             return None
-        vectors = self._call(self._client.get_collection, name).config.params.vectors
+        config = self._call(self._client.get_collection, name).config.params
+        vectors = config.vectors
         if isinstance(vectors, dict):
             dims = {vname: int(params.size) for vname, params in vectors.items()}
         else:
             dims = {"": int(vectors.size)}
         self._dims[name] = dims
+        self._sparse[name] = tuple(config.sparse_vectors or ())
         return dims
+
+    def _sparse_names(self, name: str) -> tuple[str, ...]:
+        if name not in self._sparse:
+            self._stored_dims(name)
+        return self._sparse.get(name, ())
 
     def _dims_of(self, name: str) -> dict[str, int]:
         dims = self._dims.get(name) or self._stored_dims(name)
@@ -114,73 +141,171 @@ class RemoteStore(VectorStore):
         return dims
 
     def _create(self, name: str, dims: dict[str, int]) -> None:
+        sparse = SPARSE_VECTORS.get(name, ())
         params = {
-            vname: models.VectorParams(size=size, distance=models.Distance.COSINE)
+            vname: self._storage.remote_vector_params(models, vname, size, self._local)
             for vname, size in dims.items()
         }
-        quantization = models.ScalarQuantization(
-            scalar=models.ScalarQuantizationConfig(
-                type=models.ScalarType.INT8, quantile=QUANTIZATION_QUANTILE, always_ram=True
-            )
-        )
+        # Local mode keeps everything in RAM, and warns about the rest.
+        layout = {} if self._local else self._storage.remote_collection(models)
         try:
             self._call(
                 self._client.create_collection,
                 name,
                 vectors_config=params[""] if list(params) == [""] else params,
+                sparse_vectors_config={vname: _sparse_params(vname) for vname in sparse} or None,
                 shard_number=self._shards,
                 replication_factor=self._replicas,
-                quantization_config=quantization if self._quantize else None,
+                **layout,
             )
         except FailedPrecondition:  # another process created it meanwhile; check its sizes
             if self._stored_dims(name) != dims:
                 raise
             return
         self._dims[name] = dims
+        self._sparse[name] = sparse
         if self._local:  # local mode has no payload indexes (and warns about each)
             return
         for key, kind in PAYLOAD_INDEXES[name].items():
-            schema = models.PayloadSchemaType(kind)
-            self._call(self._client.create_payload_index, name, key, field_schema=schema, wait=True)
+            self._call(self._client.create_payload_index, name, key, field_schema=_schema(kind), wait=True)
 
     def _drop(self, name: str) -> None:
         self._call(self._client.delete_collection, name)
+        self._sparse.pop(name, None)
         self._dims.pop(name, None)
 
     def _upsert(self, name: str, rows: list[Row]) -> None:
         structs = [models.PointStruct(id=r.id, vector=_plain(r.vector), payload=r.payload) for r in rows]
         self._call(self._client.upsert, name, structs, wait=True)
 
-    def _retrieve(self, name: str, ids: list[str], full: bool) -> list[Any]:
-        return self._call(self._client.retrieve, name, ids, with_payload=full, with_vectors=full)
+    def _retrieve(self, name: str, ids: list[str], full: bool, with_vectors: bool | None = None) -> list[Any]:
+        vectors = full if with_vectors is None else with_vectors
+        return self._call(self._client.retrieve, name, ids, with_payload=full, with_vectors=vectors)
 
     def _query(
-        self, name: str, vector: np.ndarray, using: str | None, limit: int, match: Match | None
+        self, name: str, ranking: Ranking, using: str | None, limit: int, match: Match | None
     ) -> list[Any]:
+        flt = _filter(match)
+        query: Any = _ranked(ranking.vector, ranking.negatives)
+        prefetch: Any = None
+        lexical = ranking.lexical
+        if ranking.bonus is not None or (lexical is not None and not ranking.fused):
+            # own score (+ weight x sparse score) (+ lexical part), by the score formula
+            prefetch = [
+                models.Prefetch(
+                    query=query, using=using, limit=ranking.candidates, filter=flt, params=self._params
+                ),
+            ]
+            formula: Any = "$score[0]"
+            if (bonus := ranking.bonus) is not None:
+                prefetch.append(_sparse_prefetch(bonus, ranking.candidates, flt))
+                weighted = models.MultExpression(mult=[bonus.weight, "$score[1]"])
+                summed = models.SumExpression(sum=[formula, weighted])
+                formula = models.MultExpression(mult=[1.0 / (1.0 + bonus.weight), summed])
+            if lexical is not None:
+                bm25 = f"$score[{len(prefetch)}]"
+                prefetch.append(_sparse_prefetch(lexical, ranking.candidates, flt))
+                saturated = models.DivExpression(
+                    div=models.DivParams(
+                        left=bm25,
+                        right=models.SumExpression(sum=[bm25, engine.LEXICAL_HALF]),
+                        by_zero_default=0.0,
+                    )
+                )
+                # score + weight x saturated x (1 - score): lifted toward 1, never past it
+                gap = models.SumExpression(sum=[1.0, models.NegExpression(neg=formula)])
+                formula = models.SumExpression(
+                    sum=[formula, models.MultExpression(mult=[lexical.weight, saturated, gap])]
+                )
+            defaults = {f"$score[{i}]": 0.0 for i in range(len(prefetch))}
+            query = models.FormulaQuery(formula=formula, defaults=defaults)
+            using = None
+        elif ranking.fused:
+            branches = [
+                Branch(ranking.vector, ranking.negatives, using or "", ranking.weight),
+                *ranking.fused,
+            ]
+            if lexical is not None:  # the lexical ranking is fused as one more
+                branches.append(Branch(lexical.vector, (), lexical.using, 1.0))  # type: ignore[arg-type]
+            prefetch = [
+                models.Prefetch(
+                    query=_ranked(b.vector, b.negatives),
+                    using=b.using or None,
+                    limit=ranking.candidates,
+                    params=self._params,
+                )  # the request's filter reaches every prefetch (see EdgeStore._query)
+                for b in branches
+            ]
+            query = models.RrfQuery(rrf=models.Rrf(k=engine.RRF_K, weights=[b.weight for b in branches]))
+            using = None
+        elif ranking.mmr_lambda is not None:
+            if ranking.negatives:  # MMR picks among the candidates nearer the query than any negative
+                prefetch = models.Prefetch(
+                    query=query,
+                    using=using,
+                    limit=ranking.candidates,
+                    filter=flt,
+                    params=self._params,
+                    score_threshold=0.0,
+                )
+            # qdrant-client's Mmr takes the diversity, 1 - lambda
+            mmr = models.Mmr(diversity=1.0 - ranking.mmr_lambda, candidates_limit=ranking.candidates)
+            query = models.NearestQuery(nearest=ranking.vector.tolist(), mmr=mmr)
         response = self._call(
             self._client.query_points,
             name,
-            query=vector.tolist(),
+            query=query,
             using=using,
+            prefetch=prefetch,
+            offset=ranking.offset or None,
             limit=limit,
-            query_filter=_filter(match),
+            query_filter=flt,
+            score_threshold=ranking.min_score,
             search_params=self._params,
-            with_payload=True,
+            with_payload=models.PayloadSelectorExclude(exclude=[THUMBNAIL]),
         )
         return response.points
 
-    def _scroll(
-        self, name: str, limit: int, offset: Any, match: Match | None, with_payload: bool
-    ) -> tuple[list[Any], Any]:
+    def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
+        flt = _filter(match)
+        response = self._call(self._client.facet, name, key, facet_filter=flt, limit=limit, exact=True)
+        return [(str(h.value), int(h.count)) for h in response.hits]
+
+    def _scroll(self, name: str, page: Page) -> tuple[list[Any], Any]:
         return self._call(
             self._client.scroll,
             name,
-            scroll_filter=_filter(match),
-            limit=limit,
-            offset=offset,
-            with_payload=with_payload,
-            with_vectors=True,
+            scroll_filter=_filter(page.match),
+            limit=page.limit,
+            offset=page.offset,
+            with_payload=page.with_payload,
+            with_vectors=page.with_vector,
         )
+
+    def _overwrite_payloads(self, name: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        set_payload = models.SetPayload
+        operations = [
+            models.OverwritePayloadOperation(overwrite_payload=set_payload(payload=payload, points=[pid]))
+            for pid, payload in rows
+        ]
+        self._call(self._client.batch_update_points, name, update_operations=operations, wait=True)
+
+    def _update_vectors(self, name: str, rows: list[Row]) -> None:
+        points = [models.PointVectors(id=r.id, vector=_plain(r.vector)) for r in rows]
+        self._call(self._client.update_vectors, name, points, wait=True)
+
+    def _set_payload(self, name: str, match: Match, payload: dict[str, Any]) -> None:
+        selector = models.FilterSelector(filter=_filter(match))
+        self._call(self._client.set_payload, name, payload=payload, points=selector, wait=True)
+
+    def _add_missing_indexes(self, name: str) -> None:
+        if self._local:  # local mode has no payload indexes
+            return
+        have = self._call(self._client.get_collection, name).payload_schema or {}
+        for key, kind in PAYLOAD_INDEXES[name].items():
+            if key not in have:
+                schema = _schema(kind)
+                self._call(self._client.create_payload_index, name, key, field_schema=schema, wait=True)
 
     def _count(self, name: str, match: Match | None) -> int:
         return int(self._call(self._client.count, name, count_filter=_filter(match), exact=True).count)
@@ -237,12 +362,52 @@ def _local_collection_error(e: ValueError) -> bool:
     return text.startswith("Collection ") and text.endswith((" not found", " already exists"))
 
 
+def _ranked(vector: np.ndarray, negatives: tuple[np.ndarray, ...]) -> Any:
+    """Nearest to `vector`, or with negatives the engine's recommend query (best-score strategy)."""
+    if isinstance(vector, SparseVector):
+        return _sparse(vector)
+    if not negatives:
+        return vector.tolist()
+    recommend = models.RecommendInput(
+        positive=[vector.tolist()],
+        negative=[n.tolist() for n in negatives],
+        strategy=models.RecommendStrategy.BEST_SCORE,
+    )
+    return models.RecommendQuery(recommend=recommend)
+
+
+def _sparse_params(vname: str) -> models.SparseVectorParams:
+    """A sparse vector's parameters: the lexical one with the engine's IDF modifier."""
+    return models.SparseVectorParams(modifier=models.Modifier.IDF if vname in IDF_VECTORS else None)
+
+
+def _schema(kind: str) -> Any:
+    """A PAYLOAD_INDEXES kind as qdrant-client's index schema ("tenant": a keyword tenant index)."""
+    if kind == "tenant":
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    return models.PayloadSchemaType(kind)
+
+
 def _filter(match: Match | None) -> models.Filter | None:
-    return engine_filter(match, models, lambda ids: models.HasIdCondition(has_id=list(ids)))
+    return engine.engine_filter(
+        match,
+        models,
+        lambda ids: models.HasIdCondition(has_id=list(ids)),
+        lambda path: models.IsEmptyCondition(is_empty=models.PayloadField(key=path)),
+    )
 
 
-def _plain(vector: np.ndarray | dict[str, np.ndarray]) -> list[float] | dict[str, list[float]]:
-    """A vector (or named vectors) as the lists qdrant-client sends."""
+def _plain(vector: np.ndarray | dict[str, Any]) -> list[float] | dict[str, Any]:
+    """A vector (or named vectors) as the lists qdrant-client sends (sparse ones as its SparseVector)."""
     if isinstance(vector, dict):
-        return {name: v.tolist() for name, v in vector.items()}
+        return {name: _sparse(v) if isinstance(v, SparseVector) else v.tolist() for name, v in vector.items()}
     return vector.tolist()
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _sparse_prefetch(part: Any, limit: int, flt: models.Filter | None) -> models.Prefetch:
+    """The candidates of one sparse ranking part (a bonus or the lexical match) for a score formula."""
+    return models.Prefetch(query=_ranked(part.vector, ()), using=part.using, limit=limit, filter=flt)

@@ -84,9 +84,12 @@ def test_walkthrough_prints_every_step_and_keeps_going_after_a_failure():
         '== search "ocean"',
         '== search "street"',
         '== search "cat sofa"',
+        '== search "bear"',
+        '== search "a red motorcycle in a garage"',
+        '== search "woman"',
     ]
     assert "(failed: NOT_FOUND: no known word)" in text
     assert walk.failures == 1
-    assert len(walk.gallery) == 7  # every answered query has its section
+    assert len(walk.gallery) == 10  # every answered query has its section
     page = walk.gallery.render()
     assert page.count("data:image/jpeg;base64,") == 3  # the query photos: puppy, beverages, coffee

@@ -202,7 +202,7 @@ def test_ingest_json_counts_duplicates_and_failures(server, tmp_path):
         ["ingest", str(folder), missing, "--label-from-dir", "--meta", "src=test", "--json", "--addr", addr]
     )
     doc = json.loads(out)
-    assert set(doc) == {"ingested", "duplicates", "failed"}
+    assert set(doc) == {"ingested", "duplicates", "failed", "updated"}
     assert (doc["ingested"], doc["duplicates"]) == (2, 0)
     assert sorted(f["path"] for f in doc["failed"]) == sorted([missing, str(folder / "c.jpg")])
     assert all(set(f) == {"path", "error"} and f["error"] for f in doc["failed"])
@@ -212,7 +212,7 @@ def test_ingest_json_counts_duplicates_and_failures(server, tmp_path):
     assert {r.label for r in sent} == {"pets"} and all(dict(r.metadata) == {"src": "test"} for r in sent)
 
     code, out, _ = run(["ingest", str(folder / "a.jpg"), "--json", "--addr", addr])
-    assert code == 0 and json.loads(out) == {"ingested": 0, "duplicates": 1, "failed": []}
+    assert code == 0 and json.loads(out) == {"ingested": 0, "duplicates": 1, "failed": [], "updated": 0}
 
 
 def test_ingest_of_nothing(server, tmp_path):
@@ -235,7 +235,7 @@ def test_delete_stats_vocab(server):
     code, out, _ = run(["stats", "--json", "--addr", addr])
     assert code == 0 and json.loads(out)["images"] == 3 and json.loads(out)["store"] == "edge"
     code, out, _ = run(["vocab", "--limit", "1000", "--json", "--addr", addr])
-    assert code == 0 and json.loads(out) == {"words": 1000}
+    assert code == 0 and json.loads(out) == {"words": 1000, "loaded": True}
 
 
 def test_reindex_prints_the_final_counts_and_shows_progress_on_stderr(server):
@@ -255,7 +255,7 @@ def test_version_is_printed():
 def test_unreachable_server_is_unavailable_with_a_hint():
     code, out, err = run(["search", "dog", "--json", "--addr", "127.0.0.1:1", "--timeout", "5"])
     assert code == ExitStatus.UNAVAILABLE and out == ""
-    assert "cannot reach 127.0.0.1:1" in err
+    assert "cannot connect to 127.0.0.1:1" in err and "is `imgsearch serve` running?" in err
 
 
 def test_health_of_an_unreachable_server_fails():

@@ -27,7 +27,7 @@ WORDS = [WordResult("bottle", 0.8771), WordResult("bottles", 0.75)]
 
 def test_search_json_has_exactly_the_documented_shape():
     doc = json.loads(json.dumps(output.images_json(RESULT)))
-    assert set(doc) == {"results", "unknown_terms"}
+    assert set(doc) == {"results", "unknown_terms", "ignored_terms"}
     assert doc["unknown_terms"] == ["zzzq"]
     first = doc["results"][0]
     assert set(first) == {"id", "score", "uri", "label", "metadata"}
@@ -46,7 +46,12 @@ def test_words_and_ingest_json_shapes():
         "results": [{"word": "bottle", "score": 0.8771}, {"word": "bottles", "score": 0.75}]
     }
     doc = output.ingest_json(3, 1, [("/a.jpg", "cannot decode")])
-    assert doc == {"ingested": 3, "duplicates": 1, "failed": [{"path": "/a.jpg", "error": "cannot decode"}]}
+    assert doc == {
+        "ingested": 3,
+        "duplicates": 1,
+        "failed": [{"path": "/a.jpg", "error": "cannot decode"}],
+        "updated": 0,
+    }
 
 
 def test_write_json_is_one_parseable_line():
@@ -109,7 +114,7 @@ def _embedded_images(page: str) -> list[Image.Image]:
 
 def test_gallery_embeds_real_photos_as_thumbnails(photos, tmp_path):
     puppy, cat = photos["puppy"], photos["black_cat"]
-    gallery = output.Gallery("demo")
+    gallery = output.Gallery("demo", local_roots=[puppy.parent, cat.parent])
     result = SearchResult(
         [ImageResult("a", 0.9, str(puppy), "puppy"), ImageResult("b", 0.8, f"file://{cat}", "black_cat")], []
     )
@@ -131,7 +136,7 @@ def test_gallery_embeds_real_photos_as_thumbnails(photos, tmp_path):
 def test_gallery_placeholder_for_unreadable_uris_and_escaping(tmp_path):
     bad = tmp_path / "not-an-image.jpg"
     bad.write_bytes(b"garbage")
-    gallery = output.Gallery()
+    gallery = output.Gallery(local_roots=[tmp_path])
     gallery.add_images(
         "q",
         SearchResult(
@@ -156,6 +161,33 @@ def test_gallery_without_pillow_has_placeholders_and_says_why(photos, monkeypatc
     page = gallery.render()
     assert "no preview" in page and "data:image" not in page
     assert "Pillow is not installed" in page
+
+
+def test_gallery_never_reads_a_stored_path_outside_the_folders_the_user_named(photos, tmp_path):
+    """A uri comes from whoever ingested the image: naming a file of the viewer's machine must not
+    put that file into the viewer's page (nor may a link inside a named folder lead out of it)."""
+    secret = tmp_path / "home" / "secret.jpg"
+    secret.parent.mkdir()
+    secret.write_bytes(photos["puppy"].read_bytes())
+    named = tmp_path / "named"
+    named.mkdir()
+    (named / "link.jpg").symlink_to(secret)
+    own = named / "own.jpg"
+    own.write_bytes(photos["black_cat"].read_bytes())
+    results = [
+        ImageResult("a", 0.9, str(secret), "stolen"),
+        ImageResult("b", 0.8, f"file://{secret}", "stolen too"),
+        ImageResult("c", 0.7, str(named / "link.jpg"), "via a link"),
+        ImageResult("d", 0.6, str(named / ".." / "home" / "secret.jpg"), "via .."),
+        ImageResult("e", 0.5, str(own), "mine"),
+    ]
+    for roots in ([], [named]):
+        gallery = output.Gallery(local_roots=roots)
+        gallery.add_images("q", SearchResult(results, []))
+        page = gallery.render()
+        assert len(_embedded_images(page)) == (1 if roots else 0)  # only own.jpg, only when named
+        assert page.count("no preview") == (4 if roots else 5)
+        assert str(secret) in page  # the uri is still shown, as text
 
 
 @pytest.mark.parametrize("uri", ["", "s3://b/k.jpg"])

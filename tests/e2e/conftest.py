@@ -74,3 +74,32 @@ def stubs(server: Running) -> Iterator[Stubs]:
     s = stubs_for(server.addr)
     yield s
     s.channel.close()
+
+
+# -- the HTTP/JSON API and the web page (serve --http-port) ------------------------------------------
+
+
+def http_base(running: Running) -> str:
+    """The URL of a running server's HTTP side (started with http_port=0: a free port)."""
+    return f"http://127.0.0.1:{running.parts.http.port}"
+
+
+def ingest_photos(stubs: Stubs, photos: dict[str, Path], names: list[str]) -> list[str]:
+    """Ingests the named sample photos, each labelled with its name; their ids in order."""
+    from imgsearch.protogen.imagesearch.v1 import indexer_pb2
+
+    requests = (
+        indexer_pb2.IngestRequest(image=photos[n].read_bytes(), uri=str(photos[n]), label=n) for n in names
+    )
+    return [r.id for r in stubs.indexer.Ingest(requests).results]
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory, photos) -> Iterator[Running]:
+    """The all-in-one server with its HTTP side, holding every sample photo (label = its name)."""
+    running = start_server(tmp_path_factory.mktemp("web-data"), http_port=0)
+    s = stubs_for(running.addr)
+    ingest_photos(s, photos, sorted(photos))
+    s.channel.close()
+    yield running
+    stop(running.served, running.parts, 1.0)

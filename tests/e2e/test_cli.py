@@ -39,7 +39,7 @@ def ingested(server, folder):
 def test_ingest_json_shape_and_failures(ingested, folder):
     code, doc = ingested
     assert code == ExitStatus.PARTIAL
-    assert set(doc) == {"ingested", "duplicates", "failed"}
+    assert set(doc) == {"ingested", "duplicates", "failed", "updated"}
     assert doc["ingested"] + doc["duplicates"] == 4
     assert [f["path"] for f in doc["failed"]] == [str(folder / "sea" / "broken.jpg")]
     assert isinstance(doc["failed"][0]["error"], str) and doc["failed"][0]["error"]
@@ -51,7 +51,7 @@ def test_search_json_shape_with_filters(server, ingested, folder):
     )
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"results", "unknown_terms"} and doc["unknown_terms"] == []
+    assert set(doc) == {"results", "unknown_terms", "ignored_terms"} and doc["unknown_terms"] == []
     assert len(doc["results"]) == 2
     for r in doc["results"]:
         assert set(r) == {"id", "score", "uri", "label", "metadata"}
@@ -66,7 +66,7 @@ def test_unknown_terms_in_json_and_exit_codes(server, ingested):
     code, out, _ = run(server, "search", "dog", "qwzxjvkq", "--json")
     assert code == 0 and json.loads(out)["unknown_terms"] == ["qwzxjvkq"]
     assert run(server, "search", "qwzxjvkq")[0] == ExitStatus.NOT_FOUND
-    assert run(server, "search", "dog", "-k", "0")[0] == ExitStatus.USAGE
+    assert run(server, "search", "dog", "-k", "1001")[0] == ExitStatus.USAGE  # -k 0 means 10, as k unset
     assert run(server, "similar", "--id", "00000000-0000-0000-0000-000000000042")[0] == ExitStatus.NOT_FOUND
 
 

@@ -133,8 +133,10 @@ def test_image_to_similar_images_by_bytes_and_by_id(stubs, ingested, photos):
     )
     assert by_bytes.results[0].label == "puppy" and by_bytes.results[0].score == pytest.approx(1.0, abs=1e-3)
     puppy_id = response.results[names.index("puppy")].id
-    by_id = stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=puppy_id, k=3))
+    by_id = stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=puppy_id, k=3, include_self=True))
     assert [r.id for r in by_id.results] == [r.id for r in by_bytes.results]
+    without_self = stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=puppy_id, k=2))
+    assert [r.id for r in without_self.results] == [r.id for r in by_bytes.results[1:]]
 
 
 def test_tags_and_similar_words(stubs, ingested, photos):
@@ -156,11 +158,11 @@ def test_corrupt_image_in_a_stream_of_good_ones(stubs, photos):
     assert r.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert r.results[0].status in (NEW, DUPLICATE) and r.results[2].status in (NEW, DUPLICATE)
     for x in (r.results[0], r.results[2]):
-        got = stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=x.id, k=1))
+        got = stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=x.id, k=1, include_self=True))
         assert got.results[0].id == x.id
 
 
-@pytest.mark.parametrize("k", [0, -1, 1001, 100000])
+@pytest.mark.parametrize("k", [-1, 1001, 100000])  # 0 (unset) means 10: tests/e2e/test_query_language.py
 def test_absurd_k_is_invalid(stubs, ingested, k):
     with pytest.raises(grpc.RpcError) as err:
         _search(stubs, "dog", k=k)

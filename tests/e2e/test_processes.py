@@ -191,7 +191,8 @@ def test_with_every_embedder_down_calls_fail_fast_with_unavailable_and_nothing_i
         assert by_uri["tent.jpg"].status == indexer_pb2.IngestResult.FAILED
         assert by_uri["tent.jpg"].error.code == grpc.StatusCode.UNAVAILABLE.value[0]
         assert by_uri["bear.jpg"].status == indexer_pb2.IngestResult.DUPLICATE  # known without the embedder
-        assert s.query.SimilarImages(query_pb2.SimilarImagesRequest(id=stored.results[0].id, k=1)).results
+        by_id = query_pb2.SimilarImagesRequest(id=stored.results[0].id, k=1, include_self=True)
+        assert s.query.SimilarImages(by_id).results
         s.channel.close()
     finally:
         stop(running.served, running.parts, 1.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +149,16 @@ def test_a_non_number_skips_only_its_line(tmp_path: Path):
     path.write_text("a 1 2 3\nb 1 x 3\nc 4 5 6\n", encoding="utf-8")
     wv = load_word_vectors(str(path), tmp_path / "cache")
     assert wv.words == ["a", "c"] and np.allclose(wv.vector("c"), np.array([4, 5, 6]) / np.sqrt(77))
+
+
+def test_packaged_glove_is_cached_and_read_back_without_pyarrow(tmp_path: Path):
+    """A prepared cache lets the embedder load its words without pyarrow (its memory and peak)."""
+    first = load_word_vectors(None, tmp_path)
+    assert len(list((tmp_path / "wordvectors").glob("glove-6b-50d-*.npy"))) == 1
+    code = (
+        "import sys; from pathlib import Path; from imgsearch.embedder.wordvectors import load_word_vectors; "
+        f"wv = load_word_vectors(None, Path({str(tmp_path)!r})); "
+        "print(len(wv), wv.source, 'pyarrow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(len(first)), *first.source.split(), "False"]

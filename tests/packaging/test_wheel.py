@@ -109,3 +109,9 @@ def test_wheel_metadata_keeps_the_server_in_its_extra(wheel: zipfile.ZipFile) ->
     assert "server" in (metadata.get_all("Provides-Extra") or [])
     entry = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
     assert "imgsearch = imgsearch.cli.main:main" in wheel.read(entry).decode()
+
+
+def test_wheel_holds_the_web_page(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    for name in ("index.html", "app.js", "app.css", "favicon.svg"):
+        assert f"imgsearch/app/web/{name}" in names, f"{name} is not in the wheel"

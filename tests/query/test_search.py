@@ -29,17 +29,67 @@ def store(tmp_path_factory, runtime, photos):
     s.close()
 
 
-@pytest.mark.parametrize("k", [0, -3, 1001])
+@pytest.mark.parametrize("k", [-3, 1001])
 def test_k_must_be_between_1_and_1000(runtime, store, k):
     with pytest.raises(InvalidArgument, match="between 1 and 1000"):
         search.search_text(runtime, store, "dog", k, None, LIMITS)
 
 
+def test_k_unset_means_ten_and_the_page_window_has_a_maximum(runtime, store):
+    assert search.check_page(search.Page(), LIMITS) == 10
+    with pytest.raises(InvalidArgument, match="offset \\+ k must be at most 1000"):
+        search.search_text(runtime, store, "dog", search.Page(k=10, offset=995), None, LIMITS)
+    with pytest.raises(InvalidArgument, match="offset must not be negative"):
+        search.search_text(runtime, store, "dog", search.Page(k=10, offset=-1), None, LIMITS)
+
+
 def test_text_search_returns_hits_and_unknown_words(runtime, store):
-    hits, unknown = search.search_text(runtime, store, "guitar qwzxjv", 2, None, LIMITS)
-    assert hits[0].payload["label"] == "guitar" and unknown == ["qwzxjv"]
+    found = search.search_text(runtime, store, "the guitar qwzxjv", 2, None, LIMITS)
+    assert found.hits[0].payload["label"] == "guitar" and found.unknown_terms == ["qwzxjv"]
+    assert found.ignored_terms == ["the"]
     with pytest.raises(NotFound):
         search.search_text(runtime, store, "qwzxjv", 2, None, LIMITS)
+
+
+def test_a_query_of_only_stop_words_says_so(runtime, store):
+    with pytest.raises(InvalidArgument, match="only stop words \\(a, photo, of\\)"):
+        search.search_text(runtime, store, "a photo of", 2, None, LIMITS)
+
+
+def test_the_sentence_and_its_bare_words_rank_alike(runtime, store):
+    sentence = search.search_text(runtime, store, "a photo of a guitar", 4, None, LIMITS).hits
+    bare = search.search_text(runtime, store, "guitar", 4, None, LIMITS).hits
+    assert [h.id for h in sentence] == [h.id for h in bare]
+
+
+def test_a_negative_word_sends_its_images_to_the_end(runtime, store):
+    plain = search.search_text(runtime, store, "music", 4, None, LIMITS).hits
+    pushed = search.search_text(runtime, store, "music -guitar", 4, None, LIMITS).hits
+    assert plain[0].payload["label"] == "guitar"
+    assert pushed[-1].payload["label"] == "guitar" and pushed[-1].score < 0 < pushed[0].score
+
+
+def test_words_and_images_in_one_query(runtime, store, photos):
+    part = search.QueryPart(image=photos["puppy"].read_bytes())
+    hits = search.search_text(runtime, store, "", 2, None, LIMITS, parts=(part,)).hits
+    assert hits[0].payload["label"] == "puppy"
+    away = search.QueryPart(image=photos["puppy"].read_bytes(), weight=-1.0)
+    hits = search.search_text(runtime, store, "dog", 4, None, LIMITS, parts=(away,)).hits
+    assert hits[-1].payload["label"] == "puppy"
+    with pytest.raises(InvalidArgument, match="exactly one"):
+        search.search_text(runtime, store, "dog", 2, None, LIMITS, parts=(search.QueryPart(),))
+    with pytest.raises(InvalidArgument, match="weight"):
+        search.search_text(
+            runtime, store, "dog", 2, None, LIMITS, parts=(search.QueryPart(text="x", weight=0),)
+        )
+
+
+def test_similar_by_id_leaves_the_image_out_unless_asked(runtime, store):
+    (guitar,) = search.search_text(runtime, store, "guitar", 1, None, LIMITS).hits
+    source = search.ImageSource(id=guitar.id)
+    assert guitar.id not in [h.id for h in search.similar_images(runtime, store, source, 4, None, LIMITS)]
+    with_self = search.similar_images(runtime, store, source, 4, None, LIMITS, include_self=True)
+    assert with_self[0].id == guitar.id
 
 
 def test_image_source_must_be_bytes_or_a_known_id(runtime, store, photos):

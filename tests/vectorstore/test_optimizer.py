@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from imgsearch.vectorstore.optimizer import AutoOptimizer
 
@@ -76,3 +77,27 @@ def test_background_optimize_runs_on_its_thread_and_stop_ends_it():
     opt.request("b")  # after stop: nothing starts
     opt.wrote("a", 5)
     assert opt._thread is thread and len(jobs.ran) == 1
+
+
+def test_a_bulk_load_is_optimized_once_writes_pause_or_enough_points_wait():
+    """Optimizing every `every` points of a bulk load rebuilds ever larger merged segments; in the
+    background a due collection waits for a pause in the writes, or for `max_pending` points."""
+    jobs = Jobs()
+    opt = AutoOptimizer(
+        jobs.job_for, ("a", "b"), every=5, background=True, admin=threading.RLock(), quiet_seconds=0.5,
+        max_pending=1000,
+    )  # fmt: skip
+    opt.known("a", 10_000)  # 5,000 points may wait, at most 1,000
+    for _ in range(8):  # a steady stream of writes, each due: none optimizes meanwhile
+        opt.wrote("a", 10)
+        time.sleep(0.1)
+    assert jobs.ran == []
+    assert jobs.done.wait(10)  # the writes paused
+    assert [name for name, _ in jobs.ran] == ["a"]
+
+    jobs.done.clear()
+    opt.wrote("b", 1000)  # enough points wait (b was empty): at once, although writes keep coming
+    opt.wrote("a", 1)
+    assert jobs.done.wait(0.4)
+    assert ("b", "edge-optimizer") in jobs.ran
+    opt.stop()

@@ -16,7 +16,16 @@ from qdrant_client import QdrantClient
 
 from imgsearch.config.settings import Settings
 from imgsearch.errors import FailedPrecondition, InvalidArgument, Unavailable
-from imgsearch.vectorstore import IMAGES, SEMANTIC, WORDS, ImagePoint, PayloadFilter, VectorStore, open_store
+from imgsearch.vectorstore import (
+    IMAGES,
+    SEMANTIC,
+    VISUAL,
+    WORDS,
+    ImagePoint,
+    PayloadFilter,
+    VectorStore,
+    open_store,
+)
 from imgsearch.vectorstore.edge import EdgeStore, default_search_threads
 from imgsearch.vectorstore.remote import RemoteStore
 
@@ -332,9 +341,14 @@ def test_edge_quantizes_by_default_and_builds_it_for_an_older_store_without_chan
             SEMANTIC
         ]
 
-    assert "quantization_config" not in semantic_config()
+    def visual_config() -> dict:
+        return json.loads((tmp_path / "qdrant" / IMAGES / "edge_config.json").read_text())["vectors"][VISUAL]
+
+    assert "quantization_config" not in visual_config()
     store = EdgeStore(tmp_path / "qdrant")
-    assert semantic_config()["quantization_config"]["scalar"]["type"] == "int8"
+    # the large visual vectors get the int8 copy; the 50-d word-space ones stay float32 (storage.py)
+    assert visual_config()["quantization_config"]["scalar"]["type"] == "int8"
+    assert "quantization_config" not in semantic_config()
     got = [[(h.id, round(h.score, 4)) for h in store.search_images(q, "semantic", k=10)] for q in queries]
     store.optimize()  # waits for the quantized vectors (the background optimize may still run)
     after = [[(h.id, round(h.score, 4)) for h in store.search_images(q, "semantic", k=10)] for q in queries]

@@ -1,0 +1,88 @@
+"""The lexical channel: BM25 over an image's free text, as a sparse vector the engine ranks.
+
+An image's text is its label, its caption (metadata key `caption`) and its other metadata values.
+Ingest and query share one tokenizer: lower-cased runs of letters and digits ("Golden-Retriever,"
+-> "golden", "retriever"). A token's dimension is the 32-bit FNV-1a hash of its UTF-8 bytes, so no
+vocabulary file is kept and every store maps a word to the same dimension (two distinct tokens
+share one with odds of 1 in 2^32 per pair; a collision only merges the two words).
+
+A document's value per token is BM25's term-frequency part, tf (K1 + 1) / (tf + K1 (1 - B + B
+len / AVG_TOKENS)); the engine multiplies each query dimension by its inverse document frequency
+(the sparse vector's IDF modifier), so the dot product of a query (1 / n for each of its n distinct
+tokens) with a document is its BM25 score averaged over the query's tokens. AVG_TOKENS is fixed
+rather than measured (a caption plus a label runs to about 8 tokens) so a document's vector never
+changes when others are added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from imgsearch.vectorstore.engine import SparseVector
+
+TEXT = "text"  # the sparse vector's name in the `images` collection
+CAPTION = "caption"  # the metadata key of an image's caption
+
+K1 = 1.2
+B = 0.75
+AVG_TOKENS = 8.0
+MAX_TOKENS = 512  # tokens of one image's text that count (the payload limits bound it anyway)
+
+_TOKEN = re.compile(r"[^\W_]+")
+_FNV_OFFSET = 0x811C9DC5
+_FNV_PRIME = 0x01000193
+
+
+def tokens(text: str) -> list[str]:
+    """The lower-cased tokens of a text, in order."""
+    return _TOKEN.findall(text.lower())
+
+
+def token_id(token: str) -> int:
+    """The token's dimension: 32-bit FNV-1a of its UTF-8 bytes."""
+    h = _FNV_OFFSET
+    for byte in token.encode("utf-8", "surrogatepass"):
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def image_text(payload: dict[str, Any]) -> str:
+    """The free text of an image: label, then caption, then the other metadata values."""
+    metadata = payload.get("metadata") or {}
+    parts = [str(payload.get("label") or ""), str(metadata.get(CAPTION) or "")]
+    parts += [str(v) for k, v in sorted(metadata.items()) if k != CAPTION]
+    return " ".join(p for p in parts if p)
+
+
+def document_vector(text: str) -> SparseVector:
+    """The BM25 term-frequency weights of a document's tokens (empty when it has none)."""
+    found = tokens(text)[:MAX_TOKENS]
+    if not found:
+        return SparseVector()
+    norm = K1 * (1.0 - B + B * len(found) / AVG_TOKENS)
+    weights: dict[int, float] = {}
+    for token, tf in Counter(found).items():
+        i = token_id(token)
+        weights[i] = weights.get(i, 0.0) + tf * (K1 + 1.0) / (tf + norm)
+    ids = tuple(sorted(weights))
+    return SparseVector(ids, tuple(weights[i] for i in ids))
+
+
+def query_vector(words: Iterable[tuple[str, float]]) -> SparseVector:
+    """The query's (word, weight) pairs with a positive weight as a sparse vector: each distinct
+    token once, at its word's share of the weights (1 / n for n plain words), so a document's score
+    is the mean BM25 score of the query's tokens: matching one word of three counts a third of
+    matching all three. Empty when none has a token."""
+    weights: dict[int, float] = {}
+    for word, weight in words:
+        if weight <= 0:
+            continue
+        for token in tokens(word):
+            i = token_id(token)
+            weights[i] = max(weights.get(i, 0.0), float(weight))
+    total = sum(weights.values())
+    ids = tuple(sorted(weights))
+    return SparseVector(ids, tuple(weights[i] / total for i in ids))

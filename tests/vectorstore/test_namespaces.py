@@ -1,0 +1,143 @@
+"""Namespaces, listing, updates and imports in the store, on both adapters (Qdrant Edge, and
+RemoteStore over qdrant-client's local mode)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qdrant_edge as qe
+from qdrant_client import QdrantClient
+
+from imgsearch.errors import InvalidArgument
+from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, PayloadFilter, VectorStore
+from imgsearch.vectorstore.edge import EdgeStore
+from imgsearch.vectorstore.engine import Row
+from imgsearch.vectorstore.remote import RemoteStore
+
+VIS, SEM, WORD = 16, 8, 8
+
+
+@pytest.fixture(params=["edge", "remote"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    if request.param == "edge":
+        s: VectorStore = EdgeStore(tmp_path / "qdrant")
+    else:
+        s = RemoteStore(client=QdrantClient(":memory:"), local=True)
+    s.ensure_collections(VIS, SEM, WORD)
+    yield s
+    s.close()
+
+
+def _points(n: int, namespace: str = "", label: str = "x", seed: int = 0) -> list[ImagePoint]:
+    rng = np.random.default_rng(seed)
+    return [
+        ImagePoint(
+            str(uuid.uuid4()),
+            rng.standard_normal(VIS).astype(np.float32),
+            rng.standard_normal(SEM).astype(np.float32),
+            {"uri": f"/p/{i}.jpg", "label": label, "metadata": {"n": str(i)}, "namespace": namespace},
+        )
+        for i in range(n)
+    ]
+
+
+def test_each_call_sees_only_its_namespace(store: VectorStore):
+    default, a, b = _points(5), _points(4, "a", seed=1), _points(3, "b", seed=2)
+    store.upsert_images(default + a + b)
+    query = np.ones(SEM)
+    assert {h.id for h in store.search_images(query, SEMANTIC, 100)} == {p.id for p in default}
+    assert {h.id for h in store.search_images(query, SEMANTIC, 100, namespace="a")} == {p.id for p in a}
+    assert (store.count_images(), store.count_images(namespace="b"), store.count_images(namespace=None)) == (
+        5,
+        3,
+        12,
+    )
+    assert store.get_image(a[0].id) is None and store.get_image(a[0].id, namespace="a") is not None
+    assert [p.id for p in store.get_images([b[0].id, a[0].id], "b")] == [b[0].id]
+    assert store.facet_images(None, namespace="a") == [("x", 4)]
+    assert store.delete_images(ids=[p.id for p in a], namespace="b") == 0  # a's ids, b's namespace
+    assert store.delete_images(all=True, namespace="b") == 3
+    assert store.count_images(namespace="a") == 4 and store.count_images() == 5
+    view = store.in_namespace("a")
+    assert {h.id for h in view.search_images(query, SEMANTIC, 100)} == {p.id for p in a}
+    with pytest.raises(InvalidArgument, match="namespace"):
+        store.search_images(query, SEMANTIC, 3, namespace="no spaces allowed")
+
+
+def test_images_stored_before_namespaces_join_the_default_one_when_the_store_opens(store: VectorStore):
+    legacy = _points(3)
+    rows = [
+        Row(p.id, {"visual": p.visual, "semantic": p.semantic}, {"uri": p.payload["uri"]}) for p in legacy
+    ]
+    store._upsert(IMAGES, rows)  # as an older version stored them: no namespace key
+    assert store.get_image(legacy[0].id) is not None  # by id they are in the default namespace already
+    store.ensure_collections(VIS, SEM, WORD)  # what every start does
+    assert store.count_images() == 3 and store.count_images(namespace="a") == 0
+    assert {h.id for h in store.search_images(np.ones(SEM), SEMANTIC, 10)} == {p.id for p in legacy}
+
+
+def test_listing_pages_in_id_order_under_a_filter(store: VectorStore):
+    points = _points(25, "a")
+    store.upsert_images(points)
+    seen, token = [], ""
+    while True:
+        page, token = store.list_images(namespace="a", limit=10, page_token=token)
+        seen += [p.id for p in page]
+        assert all(p.visual.size == 0 for p in page)  # no vectors unless asked for
+        if not token:
+            break
+    assert seen == sorted(p.id for p in points)
+    filtered, _ = store.list_images(PayloadFilter(metadata={"n": "3"}), namespace="a", with_vectors=True)
+    assert [p.id for p in filtered] == [points[3].id] and filtered[0].visual.shape == (VIS,)
+    everything, _ = store.list_images(namespace=None, limit=1000)
+    assert len(everything) == 25
+    for bad in ({"limit": 0}, {"limit": 1001}, {"page_token": "nope"}):
+        with pytest.raises(InvalidArgument):
+            store.list_images(**bad)
+
+
+def test_update_changes_the_payload_and_keeps_the_vectors(store: VectorStore):
+    points = _points(6, "a")
+    store.upsert_images(points)
+    before = store.get_image(points[0].id, "a")
+    assert store.update_images([points[0].id], namespace="a", label="new", set_metadata={"k": "v"}) == 1
+    after = store.get_image(points[0].id, "a")
+    assert after.payload["label"] == "new" and after.payload["metadata"] == {"n": "0", "k": "v"}
+    assert np.array_equal(before.visual, after.visual) and np.array_equal(before.semantic, after.semantic)
+    assert store.count_images(PayloadFilter(metadata={"k": "v"}), namespace="a") == 1  # the index follows
+    assert store.update_images(flt=PayloadFilter(label="x"), namespace="a", remove_metadata=("n",)) == 5
+    # only the relabelled image (no longer "x") keeps its key
+    assert [p.id for p in store.list_images(PayloadFilter(has_metadata=("n",)), namespace="a")[0]] == [
+        points[0].id
+    ]
+    assert store.update_images([points[1].id], label="elsewhere") == 0  # the default namespace has none
+    with pytest.raises(InvalidArgument):
+        store.update_images([points[0].id], namespace="a")  # nothing to change
+    with pytest.raises(InvalidArgument):
+        store.update_images(namespace="a", label="all")  # neither ids nor a filter
+
+
+def test_import_skips_ids_already_stored(store: VectorStore):
+    points = _points(8, "a")
+    store.upsert_images(points[:3])
+    assert store.import_images(points) == (5, 3)
+    assert store.import_images(points) == (0, 8)
+    assert store.count_images(namespace="a") == 8
+
+
+def test_an_older_embedded_store_gets_the_namespace_index(tmp_path: Path):
+    store = EdgeStore(tmp_path / "qdrant")
+    store.ensure_collections(VIS, SEM, WORD)
+    store._shards[IMAGES].update(qe.UpdateOperation.delete_field_index("namespace"))
+    assert "namespace" not in store._shards[IMAGES].info().payload_schema
+    points = _points(2)
+    store._upsert(IMAGES, [Row(p.id, {"visual": p.visual, "semantic": p.semantic}, {}) for p in points])
+    store.close()
+    store = EdgeStore(tmp_path / "qdrant")
+    store.ensure_collections(VIS, SEM, WORD)
+    assert "namespace" in store._shards[IMAGES].info().payload_schema
+    assert store.count_images() == 2
+    store.close()

@@ -1,0 +1,60 @@
+"""Thumbnails in the payload, on both adapters (Qdrant Edge, and RemoteStore over qdrant-client's
+local mode): read by id, per namespace, and left out of every search result."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from imgsearch.vectorstore import SEMANTIC, VISUAL, ImagePoint, VectorStore
+from imgsearch.vectorstore.edge import EdgeStore
+from imgsearch.vectorstore.remote import RemoteStore
+
+VIS, SEM, WORD = 16, 8, 8
+THUMB = b"RIFF\x00\x00\x00\x00WEBPVP8 fake thumbnail bytes"
+
+
+@pytest.fixture(params=["edge", "remote"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    if request.param == "edge":
+        s: VectorStore = EdgeStore(tmp_path / "qdrant")
+    else:
+        s = RemoteStore(client=QdrantClient(":memory:"), local=True)
+    s.ensure_collections(VIS, SEM, WORD)
+    yield s
+    s.close()
+
+
+def _point(namespace: str = "", thumbnail: bytes | None = THUMB, seed: int = 0) -> ImagePoint:
+    rng = np.random.default_rng(seed)
+    payload = {"uri": "/p.jpg", "label": "x", "metadata": {}, "namespace": namespace}
+    if thumbnail is not None:
+        payload["thumbnail"] = base64.b64encode(thumbnail).decode()
+    return ImagePoint(
+        str(uuid.uuid4()),
+        rng.standard_normal(VIS).astype(np.float32),
+        rng.standard_normal(SEM).astype(np.float32),
+        payload,
+    )
+
+
+def test_thumbnails_are_read_by_id_within_their_namespace(store):
+    kept, bare, other = _point(seed=1), _point(thumbnail=None, seed=2), _point("team-b", seed=3)
+    store.upsert_images([kept, bare, other])
+    assert store.thumbnails([kept.id, bare.id, other.id, str(uuid.uuid4())]) == {kept.id: THUMB}
+    assert store.thumbnails([other.id], "team-b") == {other.id: THUMB}
+    assert store.thumbnails([]) == {}
+
+
+def test_searches_leave_the_thumbnail_out(store):
+    point = _point(seed=4)
+    store.upsert_images([point])
+    for vector, using in ((point.visual, VISUAL), (point.semantic, SEMANTIC)):
+        (hit,) = store.search_images(vector, using, 1)
+        assert hit.id == point.id and hit.payload["uri"] == "/p.jpg"
+        assert "thumbnail" not in hit.payload
