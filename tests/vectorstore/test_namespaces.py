@@ -9,26 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import qdrant_edge as qe
-from qdrant_client import QdrantClient
 
 from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, PayloadFilter, VectorStore
 from imgsearch.vectorstore.edge import EdgeStore
 from imgsearch.vectorstore.engine import Row
-from imgsearch.vectorstore.remote import RemoteStore
 
 VIS, SEM, WORD = 16, 8, 8
-
-
-@pytest.fixture(params=["edge", "remote"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
-    if request.param == "edge":
-        s: VectorStore = EdgeStore(tmp_path / "qdrant")
-    else:
-        s = RemoteStore(client=QdrantClient(":memory:"), local=True)
-    s.ensure_collections(VIS, SEM, WORD)
-    yield s
-    s.close()
 
 
 def _points(n: int, namespace: str = "", label: str = "x", seed: int = 0) -> list[ImagePoint]:

@@ -60,17 +60,6 @@ def _points(n: int, seed: int = 0) -> list[ImagePoint]:
     ]
 
 
-@pytest.fixture(params=["edge", "remote"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
-    if request.param == "edge":
-        s: VectorStore = EdgeStore(tmp_path / "qdrant")
-    else:
-        s = RemoteStore(client=QdrantClient(":memory:"), local=True)
-    s.ensure_collections(VIS, SEM, WORD)
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def loaded(store: VectorStore) -> tuple[VectorStore, list[ImagePoint]]:
     points = _points(60)

@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import base64
 import uuid
-from pathlib import Path
 
 import numpy as np
-import pytest
-from qdrant_client import QdrantClient
 
-from imgsearch.vectorstore import SEMANTIC, VISUAL, ImagePoint, VectorStore
-from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.remote import RemoteStore
+from imgsearch.vectorstore import SEMANTIC, VISUAL, ImagePoint
 
 VIS, SEM, WORD = 16, 8, 8
 THUMB = b"RIFF\x00\x00\x00\x00WEBPVP8 fake thumbnail bytes"
-
-
-@pytest.fixture(params=["edge", "remote"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
-    if request.param == "edge":
-        s: VectorStore = EdgeStore(tmp_path / "qdrant")
-    else:
-        s = RemoteStore(client=QdrantClient(":memory:"), local=True)
-    s.ensure_collections(VIS, SEM, WORD)
-    yield s
-    s.close()
 
 
 def _point(namespace: str = "", thumbnail: bytes | None = THUMB, seed: int = 0) -> ImagePoint:
