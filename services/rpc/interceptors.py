@@ -329,17 +329,7 @@ def _in_scope(handler: grpc.RpcMethodHandler, scope: scopes.Scope) -> grpc.RpcMe
 
         return call
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **kwargs)
-    return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **kwargs)
+    return _rebuild(handler, unary, stream, tolerant=False)  # its deserializer is tolerant already
 
 
 def _refusal(
@@ -352,11 +342,13 @@ def _refusal(
 
 
 def _rebuild(
-    handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable
+    handler: grpc.RpcMethodHandler, wrap_unary: Callable, wrap_stream: Callable, tolerant: bool = True
 ) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as `handler` whose behaviour is wrapped (unary or streaming response)."""
+    """A handler of the same kind as `handler` whose behaviour is wrapped (unary or streaming
+    response); `tolerant` makes its deserializer answer bytes that do not parse (see _tolerant)."""
+    deserializer = handler.request_deserializer
     kwargs = {
-        "request_deserializer": _tolerant(handler.request_deserializer),
+        "request_deserializer": _tolerant(deserializer) if tolerant else deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
