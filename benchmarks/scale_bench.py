@@ -565,6 +565,7 @@ def _measure(
                 "hnsw_m",
                 "hnsw_ef_construct",
                 "max_segment_mb",
+                "optimize_max_pending",
                 "hnsw_ef",
             )  # fmt: skip
             if hasattr(settings, k)

@@ -62,6 +62,9 @@ class Settings:
     hnsw_m: int = 16  # HNSW graph links per point
     hnsw_ef_construct: int = 100  # HNSW build-time beam
     max_segment_mb: int | None = None  # largest segment the optimizer builds; unset = the engine's
+    # Points that may wait unindexed while writes keep coming (embedded store); 0 = index only
+    # once writes pause, Qdrant's advice for bulk loads (vectorstore/optimizer.py).
+    optimize_max_pending: int = 100_000
     embedder: str | None = None  # address(es) of remote embedders; unset = in-process when served together
     glove: str | None = None  # a GloVe text file; unset = the packaged GloVe 6B 50d
     head: str = "conse"  # "conse" or the path of a trained DeViSE head
@@ -118,6 +121,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "hnsw_m": ("IMGSEARCH_HNSW_M", int),
     "hnsw_ef_construct": ("IMGSEARCH_HNSW_EF_CONSTRUCT", int),
     "max_segment_mb": ("IMGSEARCH_MAX_SEGMENT_MB", int),
+    "optimize_max_pending": ("IMGSEARCH_OPTIMIZE_MAX_PENDING", int),
     "embedder": ("IMGSEARCH_EMBEDDER", str),
     "glove": ("IMGSEARCH_GLOVE", str),
     "head": ("IMGSEARCH_HEAD", str),

@@ -52,28 +52,36 @@ def upsert_vectors(
     check_namespace(namespace)
     limits = limits or Limits()
     now = time.time()
-    stored = []
+    pids = []
     for n, p in enumerate(points):
         if not p.id:
             raise InvalidArgument(f"point {n}: every precomputed point needs an id (a UUID)")
         check_id_length(p.id)
         pid = check_point_id(p.id)
-        visual = _unit(as_vector(p.visual, info.visual_dim, f"point {pid}: visual"), f"point {pid}: visual")
-        semantic = _unit(
-            as_vector(p.semantic, info.semantic_dim, f"point {pid}: semantic"), f"point {pid}: semantic"
-        )
         try:
             check_payload(p.uri, p.label, p.metadata or {}, limits)
         except InvalidArgument as exc:
             raise InvalidArgument(f"point {pid}: {exc.message}") from None
-        payload = {
-            "uri": p.uri,
-            "label": p.label,
-            "ingested_at": now,
-            "metadata": dict(p.metadata or {}),
-            "namespace": namespace,
-        }
-        stored.append(ImagePoint(pid, visual, semantic, payload))
+        pids.append(pid)
+    visual = _unit_rows([p.visual for p in points], info.visual_dim, [f"point {i}: visual" for i in pids])
+    semantic = _unit_rows(
+        [p.semantic for p in points], info.semantic_dim, [f"point {i}: semantic" for i in pids]
+    )
+    stored = [
+        ImagePoint(
+            pid,
+            visual[n],
+            semantic[n],
+            {
+                "uri": p.uri,
+                "label": p.label,
+                "ingested_at": now,
+                "metadata": dict(p.metadata or {}),
+                "namespace": namespace,
+            },
+        )
+        for n, (pid, p) in enumerate(zip(pids, points, strict=True))
+    ]
     _refuse_foreign(store, [p.id for p in stored], namespace)
     store.upsert_images(stored)
     return len(stored)
@@ -171,6 +179,23 @@ def import_records(
 
 # The longest vector accepted: one whose length fits float32, as the engine and clients keep it.
 MAX_NORM = float(np.finfo(np.float32).max)
+
+
+def _unit_rows(vectors: list[np.ndarray | list[float]], dim: int, whats: list[str]) -> np.ndarray:
+    """The vectors as rows of unit length, (len(vectors), dim) float32, normalised together
+    (a bulk upsert's points in one pass, not one by one); when any is malformed, the per-vector
+    checks name the first one that is."""
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32).astype(np.float64)  # as stored: float32 values
+    except ValueError:  # vectors of different lengths
+        matrix = None
+    if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == dim:
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+        if np.all(np.isfinite(norms) & (norms > 0) & (norms <= MAX_NORM)):
+            unit = (matrix / norms[:, None]).astype(np.float32)
+            if np.all(np.any(unit, axis=1)):
+                return unit
+    return np.stack([_unit(as_vector(v, dim, what), what) for v, what in zip(vectors, whats, strict=True)])
 
 
 def _unit(v: np.ndarray, what: str = "vector") -> np.ndarray:

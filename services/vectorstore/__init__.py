@@ -80,6 +80,7 @@ def open_store(settings: Settings, *, hnsw_ef: int | None = None) -> VectorStore
         quantize=quantize,
         min_free_bytes=settings.limits.min_free_disk_bytes,
         storage=storage,
+        optimize_max_pending=settings.optimize_max_pending,
     )
 
 

@@ -150,6 +150,12 @@ class VectorStore(ABC):
     """
 
     _closed: bool = False
+    # True where this process is the store's only writer (the embedded engine): it then knows
+    # whether any image lies outside the default namespace, and while none does, searches of the
+    # default namespace leave out the namespace condition, which matches every point and costs
+    # a payload check per point the graph walk visits (1.2 -> 4.1 ms a search at 50,000 images).
+    _sole_writer: bool = False
+    _named_namespaces: bool | None = None  # whether images of a named namespace exist; None: unknown
 
     # -- collections -------------------------------------------------------------------------
 
@@ -185,6 +191,8 @@ class VectorStore(ABC):
             raise InvalidArgument(f"unknown collection {name!r}")
         self._check_open()
         self._drop(name)
+        if name == IMAGES:
+            self._named_namespaces = None
 
     # -- images ------------------------------------------------------------------------------
 
@@ -207,6 +215,8 @@ class VectorStore(ABC):
             )
             for p in points
         ]
+        if any(namespace_of(p.payload) != DEFAULT_NAMESPACE for p in points):
+            self._named_namespaces = True  # before the write: a search that starts now keeps the condition
         self._upsert(IMAGES, rows)
 
     def has_classes(self) -> bool:
@@ -366,6 +376,24 @@ class VectorStore(ABC):
         self.upsert_images(fresh)
         return len(fresh), len(points) - len(fresh)
 
+    def _scoped_query(
+        self, ranking: Ranking, using: str | None, k: int, match: Match | None, namespace: str
+    ) -> list[Any]:
+        """The images' `_query` within `namespace`; see `_sole_writer` for when the condition is
+        left out. A hit from a named namespace (written while the search ran) redoes it with it."""
+        if namespace != DEFAULT_NAMESPACE or not self._sole_writer or self._has_named_namespaces():
+            return self._query(IMAGES, ranking, using, k, in_namespace(match, namespace))
+        scored = self._query(IMAGES, ranking, using, k, match)
+        if any(namespace_of(p.payload) != DEFAULT_NAMESPACE for p in scored):
+            return self._query(IMAGES, ranking, using, k, in_namespace(match, namespace))
+        return scored
+
+    def _has_named_namespaces(self) -> bool:
+        if self._named_namespaces is None:
+            named = Match(must_not=((payloads.NAMESPACE, DEFAULT_NAMESPACE),))
+            self._named_namespaces = self._count(IMAGES, named) > 0
+        return self._named_namespaces
+
     def _payload_pages(self, match: Match, batch: int = 256) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         offset: Any = None
         while True:
@@ -479,7 +507,7 @@ class VectorStore(ABC):
             bonus=bonus,
             lexical=lexical_bonus,
         )
-        scored = self._query(IMAGES, ranking, using, check_k(k), in_namespace(match_of(flt), namespace))
+        scored = self._scoped_query(ranking, using, check_k(k), match_of(flt), namespace)
         return [
             Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
             for p in scored
@@ -514,7 +542,7 @@ class VectorStore(ABC):
         if not vector:
             return []
         ranking = Ranking(vector=vector, offset=offset, min_score=min_score)  # type: ignore[arg-type]
-        scored = self._query(IMAGES, ranking, TEXT, check_k(k), in_namespace(match_of(flt), namespace))
+        scored = self._scoped_query(ranking, TEXT, check_k(k), match_of(flt), namespace)
         return [
             Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
             for p in scored

@@ -86,6 +86,8 @@ def default_search_threads() -> int:
 class EdgeStore(VectorStore):
     """Both collections as Qdrant Edge shards under `root` (normally `<data_dir>/qdrant`)."""
 
+    _sole_writer = True  # the shards are this process's alone (a lock file keeps others out)
+
     def __init__(
         self,
         root: Path | str,

@@ -16,6 +16,7 @@ changes when others are added.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -41,6 +42,7 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+@functools.lru_cache(maxsize=1 << 16)  # words repeat across images: a bulk load hashes each once
 def token_id(token: str) -> int:
     """The token's dimension: 32-bit FNV-1a of its UTF-8 bytes."""
     h = _FNV_OFFSET

@@ -52,6 +52,8 @@ class AutoOptimizer:
         """quiet_seconds: in the background, a due collection waits until no write came for this
         long (0 = at once), or until its pending points reach half of its indexed ones, at most
         max_pending (0: only the pause counts)."""
+        if max_pending < 0:
+            raise ValueError(f"IMGSEARCH_OPTIMIZE_MAX_PENDING must not be negative, got {max_pending}")
         self.lock = threading.Lock()  # held while a collection optimizes; the owner's drop and close take it
         self._job_for = job_for
         self._every = every

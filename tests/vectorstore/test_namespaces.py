@@ -128,3 +128,26 @@ def test_an_older_embedded_store_gets_the_namespace_index(tmp_path: Path):
     assert "namespace" in store._shards[IMAGES].info().payload_schema
     assert store.count_images() == 2
     store.close()
+
+
+def test_default_namespace_searches_stay_scoped_whatever_the_store_knew(tmp_path: Path):
+    """The embedded store leaves the namespace condition out while only the default namespace
+    holds images; a named namespace's images never show in a default search: not once one is
+    written, not after reopening, not when one lands while the store believed there was none."""
+    query = np.ones(SEM)
+    store = EdgeStore(tmp_path / "qdrant")
+    store.ensure_collections(VIS, SEM, WORD)
+    default = _points(5)
+    store.upsert_images(default)
+    assert {h.id for h in store.search_images(query, SEMANTIC, 100)} == {p.id for p in default}
+    named = _points(4, "a", seed=1)
+    store.upsert_images(named)
+    assert {h.id for h in store.search_images(query, SEMANTIC, 100)} == {p.id for p in default}
+    store.close()
+
+    reopened = EdgeStore(tmp_path / "qdrant")
+    reopened.ensure_collections(VIS, SEM, WORD)
+    assert {h.id for h in reopened.search_images(query, SEMANTIC, 100)} == {p.id for p in default}
+    reopened._named_namespaces = False  # as if the named images landed while a search began
+    assert {h.id for h in reopened.search_images(query, SEMANTIC, 100)} == {p.id for p in default}
+    reopened.close()

@@ -106,6 +106,8 @@ def test_storage_settings_come_from_the_environment(tmp_path):
     assert config["hnsw_config"]["m"] == 24 and config["optimizers"]["max_segment_size"] == 512 * 1024
     defaults = Settings.from_env({})
     assert (defaults.vectors_on_disk, defaults.payload_on_disk, defaults.hnsw_m) == (True, True, 16)
+    assert defaults.optimize_max_pending == 100_000
+    assert Settings.from_env({"IMGSEARCH_OPTIMIZE_MAX_PENDING": "0"}).optimize_max_pending == 0
 
 
 @pytest.mark.parametrize(
@@ -114,6 +116,7 @@ def test_storage_settings_come_from_the_environment(tmp_path):
         ("IMGSEARCH_VECTORS_ON_DISK", "maybe", "IMGSEARCH_VECTORS_ON_DISK"),
         ("IMGSEARCH_HNSW_M", "2", "HNSW m"),
         ("IMGSEARCH_MAX_SEGMENT_MB", "0", "largest segment"),
+        ("IMGSEARCH_OPTIMIZE_MAX_PENDING", "-1", "IMGSEARCH_OPTIMIZE_MAX_PENDING"),
         ("IMGSEARCH_QUANTIZATION", "int4", "IMGSEARCH_QUANTIZATION"),
     ],
 )
