@@ -316,9 +316,10 @@ class Sampler:
 
 
 def wait_until_idle(pid: int, quiet_s: float = 4.0, busy_below: float = 0.1, timeout: float = 3600.0,
-                    settle_s: float = 3.0) -> float:  # fmt: skip
+                    settle_s: float = 6.0) -> float:  # fmt: skip
     """Seconds until the process has used less than `busy_below` of a CPU for `quiet_s` in a row
-    (its background optimize is done), waiting at least `settle_s` for the optimize to start."""
+    (its background optimize is done), waiting at least `settle_s` for the optimize to start
+    (the store starts one 3 s after the last write)."""
     start = time.monotonic()
     time.sleep(settle_s)
     samples: list[tuple[float, float]] = []  # (time, CPU seconds)
