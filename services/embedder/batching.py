@@ -59,6 +59,11 @@ class Batcher:
         for thread in self._threads:
             thread.join(timeout=10)
 
+    def busy(self) -> bool:
+        """Whether images are being decoded for the model or wait in its queue."""
+        with self._lock:
+            return self._expected > 0 or not self._queue.empty()
+
     def _more_coming(self) -> bool:
         with self._lock:
             return self._expected > 0

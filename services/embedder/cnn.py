@@ -269,8 +269,9 @@ class Cnn:
         weights, bias = self._fc
         return np.asarray(features, np.float32) @ weights + bias
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, 224, 224, 3) -> features float32 (N, 1280), not normalised; logits (N, 1000)."""
+    def run(self, batch: np.ndarray, alone: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, 224, 224, 3) -> features float32 (N, 1280), not normalised; logits (N, 1000).
+        `alone` (nothing else wants the cores) changes nothing here: TensorFlow uses them all."""
         check_input(batch)
         if len(batch) == 0:
             return np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, NUM_CLASSES), np.float32)

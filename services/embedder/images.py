@@ -40,13 +40,17 @@ class DecodedImage:
     pixels: np.ndarray  # uint8 (size, size, 3)
     width: int
     height: int
+    # With keep_picture: the whole picture, oriented, RGB or L (transparency on white), as decoded
+    # (JPEGs at a DCT-reduced size, others shrunk by a whole factor; the shorter side at least
+    # 256 * size / 224), for more uses of the same decode (the indexer's thumbnail).
+    picture: Image.Image | None = None
 
 
-def decode_image(data: bytes, limits: Limits, size: int = 224) -> DecodedImage:
+def decode_image(data: bytes, limits: Limits, size: int = 224, keep_picture: bool = False) -> DecodedImage:
     """Decodes JPEG, PNG, WebP, GIF (first frame), BMP or TIFF bytes to uint8 (size, size, 3) RGB.
 
     EXIF orientation is applied; greyscale, palette, CMYK, 16-bit and float images become RGB;
-    transparency is composited on white.
+    transparency is composited on white. `keep_picture` keeps the uncropped picture too.
     """
     if not data:
         raise InvalidArgument("image is empty (0 bytes)")
@@ -70,6 +74,7 @@ def decode_image(data: bytes, limits: Limits, size: int = 224) -> DecodedImage:
         if img.size != decoded_size:  # a 90-degree turn swaps the sides
             width, height = height, width
         img = _to_rgb_or_l(img)
+        picture = img if keep_picture else None
         img = _resize_crop(img, size, short)
         if img.mode != "RGB":
             img = img.convert("RGB")
@@ -84,7 +89,7 @@ def decode_image(data: bytes, limits: Limits, size: int = 224) -> DecodedImage:
         raise InvalidArgument(f"cannot identify image format (supported: {', '.join(FORMATS)})") from exc
     except Exception as exc:  # truncated or corrupt data: Pillow raises many types here
         raise InvalidArgument(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
-    return DecodedImage(pixels=pixels, width=width, height=height)
+    return DecodedImage(pixels=pixels, width=width, height=height, picture=picture)
 
 
 def _check_pixels(width: int, height: int, jpeg: bool, limits: Limits) -> None:

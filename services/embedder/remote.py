@@ -15,7 +15,14 @@ import grpc
 import numpy as np
 
 from imgsearch.embedder import convert
-from imgsearch.embedder.results import ClassScores, ImageOutcome, ModelInfo, TextEmbedding, VocabularyChunk
+from imgsearch.embedder.results import (
+    ClassScores,
+    ImageOutcome,
+    ModelInfo,
+    TextEmbedding,
+    Thumbnailer,
+    VocabularyChunk,
+)
 from imgsearch.errors import ServiceError, Unavailable
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
 from imgsearch.rpc.channels import auth_metadata, make_channel
@@ -97,7 +104,9 @@ class RemoteEmbedder:
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, f"embedder at {self.addresses}") from exc
 
-    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]:
+    def embed_images(self, images: list[bytes], thumbnail: Thumbnailer | None = None) -> list[ImageOutcome]:
+        """`thumbnail` is not made here: the pictures are decoded in the replica (the caller makes
+        its thumbnails from the bytes)."""
         response = self._call(self._stub.EmbedImages, embedder_pb2.EmbedImagesRequest(images=images))
         return [convert.outcome_from_proto(m) for m in response.embeddings]
 

@@ -5,9 +5,9 @@ Nothing here loads a model: the Python client and the services import it without
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,9 +51,14 @@ class ImageVectors:
     height: int
     feature_norm: float = 0.0
     classes: ClassScores = field(default_factory=lambda: ClassScores())
+    # What the caller's `thumbnail` function made of the decoded picture (the in-process embedder
+    # only); None when it was not asked for, or not made.
+    thumbnail: bytes | None = None
 
 
 ImageOutcome = ImageVectors | ServiceError
+# A thumbnail's bytes from a decoded picture (a PIL image, oriented, RGB or L), or None; never raises.
+Thumbnailer = Callable[[Any], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,11 @@ class Embedder(Protocol):
     """What the indexer and query services need of an embedder: the in-process runtime or remote
     replicas reached over gRPC (`RemoteEmbedder`)."""
 
-    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]: ...
+    def embed_images(self, images: list[bytes], thumbnail: Thumbnailer | None = None) -> list[ImageOutcome]:
+        """`thumbnail`: made of each decoded picture (a PIL image) by an embedder in this process,
+        which then decodes each image once for all its uses; remote embedders ignore it."""
+        ...
+
     def embed_text(self, text: str) -> TextEmbedding: ...
     def embed_features(self, features: np.ndarray) -> np.ndarray: ...
     def classify_features(self, features: np.ndarray) -> list[ClassScores]: ...

@@ -4,7 +4,6 @@ and batcher. Plain Python, no gRPC: the servicer and the in-process indexer/quer
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,11 +12,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from imgsearch.config import Settings
+from imgsearch.config.cpus import usable_cpus
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.batching import Batcher
 from imgsearch.embedder.colours import colour_shares
 from imgsearch.embedder.heads import softmax
-from imgsearch.embedder.results import ClassScores, ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
+from imgsearch.embedder.results import (
+    ClassScores,
+    ImageOutcome,
+    ImageVectors,
+    ModelInfo,
+    Thumbnailer,
+    VocabularyChunk,
+)
 from imgsearch.embedder.taxonomy import image_classes, with_entries, with_person
 from imgsearch.embedder.wordvectors import tokenize
 from imgsearch.errors import InvalidArgument, ResourceExhausted, ServiceError
@@ -26,6 +33,16 @@ from imgsearch.rpc.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # images per request worth sending; callers read it from ModelInfo.max_batch
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What the decoding thread learnt of an image besides the CNN's input."""
+
+    width: int
+    height: int
+    face: bool
+    thumbnail: bytes | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,10 @@ class EmbedderRuntime:
     The CNN says how to feed it: Keras one batch of up to 32 at a time, which may wait 10 ms for
     decodes in flight; LiteRT a few images per call on as many calls at once as it has
     interpreters, never waiting (it runs one image per invoke, so gathering gains nothing).
+
+    Each image is decoded once: the decoding thread queues the CNN's input, then, while the CNN
+    runs, looks for faces in the same 224 x 224 picture and makes the caller's thumbnail from the
+    uncropped picture.
     """
 
     def __init__(
@@ -56,7 +77,7 @@ class EmbedderRuntime:
         self.taxonomy = taxonomy
         self.faces = faces
         self.limits = limits
-        workers = decode_workers or max(2, min(4, os.cpu_count() or 2))
+        workers = decode_workers or max(2, min(4, usable_cpus()))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         concurrency = getattr(cnn, "concurrency", 1)
         self._batcher = Batcher(
@@ -106,8 +127,9 @@ class EmbedderRuntime:
 
     # -- images ---------------------------------------------------------------------------------
 
-    def embed_images(self, images: list[bytes]) -> list[ImageOutcome]:
-        """One outcome per image, in order: vectors, or the error that image alone failed with."""
+    def embed_images(self, images: list[bytes], thumbnail: Thumbnailer | None = None) -> list[ImageOutcome]:
+        """One outcome per image, in order: vectors, or the error that image alone failed with.
+        `thumbnail` (a function of the decoded picture) fills each outcome's `thumbnail`."""
         n = len(images)
         if n > self.limits.max_images_per_request:
             raise ResourceExhausted(
@@ -115,13 +137,24 @@ class EmbedderRuntime:
                 f"{self.limits.max_images_per_request}"
             )
         self._batcher.expect(n)
-        pending = [self._pool.submit(self._decode_and_queue, data) for data in images]
+        pending = [self._pool.submit(self._decode_and_queue, data, thumbnail) for data in images]
         outcomes: list[ImageOutcome] = []
         for job in pending:
             try:
-                (width, height), model_future = job.result()
+                decoded, model_future = job.result()
                 out: _Embedded = model_future.result()
-                outcomes.append(ImageVectors(out.visual, out.semantic, width, height, out.norm, out.classes))
+                classes = with_person(out.classes) if decoded.face else out.classes
+                outcomes.append(
+                    ImageVectors(
+                        out.visual,
+                        out.semantic,
+                        decoded.width,
+                        decoded.height,
+                        out.norm,
+                        classes,
+                        decoded.thumbnail,
+                    )
+                )
             except ServiceError as exc:
                 IMAGES_FAILED.labels(exc.code_name).inc()
                 outcomes.append(exc)
@@ -149,28 +182,39 @@ class EmbedderRuntime:
         return image_classes(softmax(self.cnn.logits_from_features(features)))
 
     def embed_pixels(self, pixels: np.ndarray) -> list[_Embedded]:
-        """Runs already-decoded images (N, 224, 224, 3) uint8 straight through the model."""
-        return self._run_batch(pixels)
+        """Runs already-decoded images (N, 224, 224, 3) uint8 straight through the model (and the
+        face detector)."""
+        embedded = self._run_batch(pixels)
+        if self.faces is None:
+            return embedded
+        faces = self.faces.faces(pixels)
+        return [
+            replace(e, classes=with_person(e.classes)) if n else e
+            for e, n in zip(embedded, faces, strict=True)
+        ]
 
-    def _decode_and_queue(self, data: bytes) -> tuple[tuple[int, int], Future]:
+    def _decode_and_queue(self, data: bytes, thumbnail: Thumbnailer | None) -> tuple[_Decoded, Future]:
         from imgsearch.embedder.images import decode_image
 
         try:
-            decoded = decode_image(data, self.limits, getattr(self.cnn, "input_size", 224))
+            decoded = decode_image(
+                data, self.limits, getattr(self.cnn, "input_size", 224), keep_picture=thumbnail is not None
+            )
         except BaseException:
             self._batcher.cancel_expected()
             raise
-        return (decoded.width, decoded.height), self._batcher.submit(decoded.pixels, expected=True)
+        model_future = self._batcher.submit(decoded.pixels, expected=True)
+        # While the CNN runs (other threads), the rest of what the decoded image gives:
+        face = bool(self.faces.faces(decoded.pixels[None])[0]) if self.faces is not None else False
+        thumb = _thumbnail(thumbnail, decoded.picture) if thumbnail is not None else None
+        return _Decoded(decoded.width, decoded.height, face, thumb), model_future
 
     def _run_batch(self, pixels: np.ndarray) -> list[_Embedded]:
-        features, logits = self.cnn.run(pixels)
+        features, logits = self.cnn.run(pixels, alone=not self._batcher.busy())
         norms = np.linalg.norm(features, axis=1)
         visual = features / np.maximum(norms, 1e-12)[:, None]
         semantic = self.head.embed(features, logits)
         classes = image_classes(softmax(logits))
-        if self.faces is not None:
-            faces = self.faces.faces(pixels)
-            classes = [with_person(c) if n else c for c, n in zip(classes, faces, strict=True)]
         classes = [with_entries(c, shares) for c, shares in zip(classes, colour_shares(pixels), strict=True)]
         BATCH_SIZE.observe(len(pixels))
         IMAGES_EMBEDDED.inc(len(pixels))
@@ -213,6 +257,15 @@ class EmbedderRuntime:
         for start in range(0, total, chunk_size):
             end = min(total, start + chunk_size)
             yield VocabularyChunk(start, list(self.words.words[start:end]), self.words.vectors[start:end])
+
+
+def _thumbnail(make: Thumbnailer, picture) -> bytes | None:
+    """The caller's thumbnail, or None if it fails: a thumbnail never fails an image."""
+    try:
+        return make(picture)
+    except Exception as exc:  # noqa: BLE001 - a convenience only
+        log.warning("no thumbnail: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 def warmup(settings: Settings) -> ModelInfo:

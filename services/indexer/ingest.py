@@ -30,7 +30,7 @@ from imgsearch.embedder.results import Embedder
 from imgsearch.errors import AlreadyExists, InvalidArgument, ResourceExhausted, ServiceError
 from imgsearch.indexer.items import IngestItem, IngestItemResult
 from imgsearch.indexer.payload import check_id_length, check_payload, echo
-from imgsearch.indexer.thumbnails import thumbnail_text
+from imgsearch.indexer.thumbnails import thumbnail_of, thumbnail_text
 from imgsearch.rpc.metrics import IMAGES_INGESTED
 from imgsearch.vectorstore.base import ImagePoint, SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL, check_namespace, namespace_of
@@ -168,7 +168,10 @@ class Ingestor:
     ) -> None:
         if to_embed:
             try:
-                vectors = self.embedder.embed_images([item.image for _, item, _, _ in to_embed])
+                # an embedder in this process makes the thumbnails from the pictures it decodes
+                vectors = self.embedder.embed_images(
+                    [item.image for _, item, _, _ in to_embed], thumbnail=thumbnail_of
+                )
             except ServiceError as exc:  # e.g. every embedder down: each image reports it, none is lost
                 vectors = [exc] * len(to_embed)
             points = []
@@ -189,7 +192,7 @@ class Ingestor:
                     "metadata": dict(item.metadata),
                     "namespace": item.namespace,
                 }
-                thumbnail = thumbnail_text(item.image)
+                thumbnail = thumbnail_text(item.image, result.thumbnail)
                 if thumbnail:
                     payload[THUMBNAIL] = thumbnail
                 classes = SparseVector(result.classes.ids, result.classes.scores) if result.classes else None
