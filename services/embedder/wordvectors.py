@@ -174,7 +174,9 @@ def _read_cache(npy: Path, words_file: Path) -> tuple[list[str], np.ndarray] | N
         return None
     try:
         words = json.loads(words_file.read_text(encoding="utf-8"))
-        vectors = np.load(npy)
+        # memory-mapped: a replica touches only the rows of the words it is asked about, so the
+        # 400,000 x 50 matrix (80 MB) is page cache shared between processes, not its own memory
+        vectors = np.load(npy, mmap_mode="r")
     except (OSError, ValueError) as exc:  # a damaged cache is re-read, not fatal
         log.warning("word-vector cache %s is unreadable (%s)", npy, exc)
         return None
