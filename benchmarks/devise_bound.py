@@ -76,7 +76,7 @@ def main() -> None:
     dataset = load_dataset("fashion-mnist")
     words = load_word_vectors(settings.glove, settings.cache_dir)
     test = np.flatnonzero(dataset.is_test)
-    feats = cached_features(dataset, settings.cache_dir).take(test)
+    feats = cached_features(dataset, settings.cache_dir, runtime=settings.cnn_runtime).take(test)
     labels = dataset.labels[test]
     head = load_devise_head(args.head, words)
     seen = np.asarray(head.meta["seen_mask"], bool)

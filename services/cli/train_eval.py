@@ -132,7 +132,7 @@ def run_train(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
             budget=args.zero_shot_budget,
         )
         words = load_word_vectors(settings.glove, settings.cache_dir)
-        features = cached_features(dataset, settings.cache_dir, stream=err)
+        features = cached_features(dataset, settings.cache_dir, runtime=settings.cnn_runtime, stream=err)
         head = train_head(dataset, features, words, holdout, config, stream=err)
         path = head.save(Path(args.out) if args.out else default_out(settings, dataset.name))
     except (ServiceError, OSError) as e:
@@ -182,7 +182,8 @@ def run_eval(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
         words = load_word_vectors(settings.glove, settings.cache_dir)
         cvecs = class_vectors(dataset.classes, words)
         test = np.flatnonzero(dataset.is_test)
-        feats = cached_features(dataset, settings.cache_dir, stream=err).take(test)
+        feats = cached_features(dataset, settings.cache_dir, runtime=settings.cnn_runtime, stream=err)
+        feats = feats.take(test)
         labels = dataset.labels[test]
         reports, examples = [], {}
         for spec in specs:

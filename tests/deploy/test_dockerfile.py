@@ -14,7 +14,7 @@ from tests.deploy.values import image_tag
 def test_dockerfile_is_multi_stage_with_both_targets(dockerfile: Dockerfile) -> None:
     names = [s["name"] for s in dockerfile.stages]
     assert len(names) >= 3
-    assert {"base", "embedder", "lite"} <= set(names)
+    assert {"base", "embedder", "lite", "full", "models"} <= set(names)
     assert names[-1] == "embedder", "a plain `docker build` must give the image that runs every service"
 
 
@@ -25,7 +25,7 @@ def test_dockerfile_base_image_is_pinned(dockerfile: Dockerfile) -> None:
 
 
 def test_dockerfile_targets_run_as_non_root_with_health_check(dockerfile: Dockerfile) -> None:
-    for target in ("embedder", "lite"):
+    for target in ("embedder", "lite", "full"):
         users = dockerfile.effective(target, "USER")
         assert users, f"{target}: no USER, the container would run as root"
         assert users[-1].split(":")[0] not in ("root", "0"), target
@@ -42,10 +42,37 @@ def test_dockerfile_user_matches_kubernetes_run_as_user(dockerfile: Dockerfile, 
         assert dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
 
 
-def test_embedder_image_caches_models_at_build_and_lite_has_no_tensorflow(dockerfile: Dockerfile) -> None:
-    runs = dockerfile.effective("embedder", "RUN")
-    assert any("imgsearch warmup" in r for r in runs), "models must be cached at build time"
+def _copies(dockerfile: Dockerfile, target: str) -> list[str]:
+    """The COPY instructions of a target and the stages it derives from."""
+    return dockerfile.effective(target, "COPY")
+
+
+def test_models_are_prepared_at_build_with_tensorflow(dockerfile: Dockerfile) -> None:
+    """`imgsearch warmup` runs where TensorFlow is (the full virtualenv), so nothing converts at start."""
+    assert any("imgsearch warmup" in r for r in dockerfile.effective("models", "RUN"))
+    assert any(c.startswith("--from=venv-full ") for c in _copies(dockerfile, "models"))
     assert not any("imgsearch warmup" in r for r in dockerfile.effective("lite", "RUN"))
+    full = " ".join(rest for op, rest in dockerfile.stage("venv-full")["ops"] if op in ("COPY", "RUN"))
+    assert "requirements.txt" in full
+
+
+def test_embedder_image_has_no_tensorflow_and_the_prepared_cache_without_the_keras_model(
+    dockerfile: Dockerfile,
+) -> None:
+    copies = _copies(dockerfile, "embedder")
+    assert any(c.startswith("--from=venv-embedder /opt/venv") for c in copies), copies
+    assert not any("--from=venv-full" in c or "--from=full" in c for c in copies), copies
+    cache = [c.split() for c in copies if c.startswith("--from=models ")]
+    assert cache and cache[0][-2:] == ["/opt/imgsearch/cache", "/opt/imgsearch/cache"], copies
+    assert "--chown=imgsearch:imgsearch" in cache[0], "the cache's files are mode 0600: the user's own"
+    assert any("rm -f" in r and "*.keras" in r for r in dockerfile.effective("models", "RUN"))
+    venv = " ".join(rest for op, rest in dockerfile.stage("venv-embedder")["ops"] if op in ("COPY", "RUN"))
+    assert "requirements-embedder.txt" in venv and "requirements.txt " not in venv
+    runs = dockerfile.effective("embedder", "RUN")
+    assert any("imgsearch warmup" in r and '! python -c "import tensorflow"' in r for r in runs), runs
+
+
+def test_lite_image_has_no_tensorflow(dockerfile: Dockerfile) -> None:
     copies = " ".join(rest for _, rest in dockerfile.stage("venv-lite")["ops"] if _ in ("COPY", "RUN"))
     assert "requirements-lite.txt" in copies and "requirements.txt " not in copies
     assert any("--from=venv-lite" in rest for op, rest in dockerfile.stage("lite")["ops"] if op == "COPY")
@@ -87,7 +114,7 @@ def test_every_imgsearch_command_in_the_dockerfile_is_known(dockerfile: Dockerfi
                     if match.group(1).startswith("-"):
                         continue
                     assert match.group(1) in SUBCOMMANDS, rest
-    for target in ("embedder", "lite"):
+    for target in ("embedder", "lite", "full"):
         entry = exec_form(dockerfile.effective(target, "ENTRYPOINT")[-1])
         assert entry == ["imgsearch"]
         check_imgsearch_argv(exec_form(dockerfile.effective(target, "CMD")[-1]), f"Dockerfile {target} CMD")

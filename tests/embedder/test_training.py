@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -9,11 +10,12 @@ import pytest
 from PIL import Image
 
 from imgsearch.embedder.class_words import label_words
+from imgsearch.embedder.cnn_loading import RUNTIMES
 from imgsearch.embedder.devise import class_vectors
 from imgsearch.embedder.training import datasets
 from imgsearch.embedder.training.datasets import load_dataset, load_fashion_mnist, upsample_grey
 from imgsearch.embedder.training.evaluation import evaluate
-from imgsearch.embedder.training.features import Features, cached_features
+from imgsearch.embedder.training.features import Features, cache_path, cached_features
 from imgsearch.embedder.training.trainer import (
     PSEUDO_TAUS,
     PSEUDO_WEIGHTS,
@@ -107,6 +109,40 @@ def test_folder_dataset_uses_class_folders_and_a_seeded_split(photos, tmp_path):
     assert ds.images(np.array([0])).shape == (1, 224, 224, 3)
     with pytest.raises(InvalidArgument, match="unknown class 'cat'"):
         ds.class_index(["cat"])
+
+
+def test_the_feature_cache_is_kept_apart_per_runtime(tmp_path):
+    paths = {r: cache_path(tmp_path, "fashion-mnist", "efficientnet-lite0", r) for r in RUNTIMES}
+    assert len(set(paths.values())) == len(RUNTIMES)
+    assert paths["keras"].name == "fashion-mnist--efficientnet-lite0-keras-v1"
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / label / "x.png")
+    with pytest.raises(InvalidArgument, match="unknown CNN runtime 'onnx'"):
+        cached_features(load_dataset(str(tmp_path)), tmp_path / "cache", runtime="onnx")
+
+
+@pytest.mark.slow
+def test_training_features_of_real_photos_are_the_same_on_litert_and_keras(photos, cache, tmp_path):
+    """Training extracts on the configured runtime (LiteRT by default); Keras gives the same features
+    and classes, and each runtime's features are cached apart, never reused for the other."""
+    for i, (name, path) in enumerate(sorted(photos.items())):
+        folder = tmp_path / ("even" if i % 2 == 0 else "odd")
+        folder.mkdir(exist_ok=True)
+        shutil.copy(path, folder / f"{name}{path.suffix}")
+    ds = load_dataset(str(tmp_path))
+    litert = cached_features(ds, cache)
+    keras = cached_features(ds, cache, runtime="keras")
+    assert len(litert.features) == len(photos)
+    np.testing.assert_allclose(litert.features, keras.features, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(litert.logits, keras.logits, rtol=0, atol=1e-4)
+    assert list(np.argmax(litert.logits, 1)) == list(np.argmax(keras.logits, 1))
+    folders = {r: cache_path(cache, ds.key, "efficientnet-lite0", r) for r in ("litert", "keras")}
+    metas = {r: json.loads((folder / "meta.json").read_text()) for r, folder in folders.items()}
+    assert {r: (m["runtime"], m["complete"]) for r, m in metas.items()} == {
+        "litert": ("litert", True),
+        "keras": ("keras", True),
+    }
 
 
 @pytest.mark.slow
