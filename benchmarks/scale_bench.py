@@ -799,12 +799,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=None, help=f"images to load (default {FULL.images:,})")
     parser.add_argument("--quick", action="store_true", help=f"small sizes ({QUICK.images:,} images)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep the server's data there (default: a scratch folder removed)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sizes = QUICK if args.quick else FULL
     if args.images:
         sizes = replace(sizes, images=args.images)
-    report(run(sizes, quick=args.quick))
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+    report(run(sizes, quick=args.quick, work_dir=args.work_dir))
     return 0
 
 

@@ -35,6 +35,7 @@ from imgsearch.vectorstore.base import (
     IMAGES,
     PAYLOAD_INDEXES,
     SPARSE_VECTORS,
+    VISUAL,
     WORDS,
     PayloadFilter,
     VectorStore,
@@ -55,7 +56,7 @@ from imgsearch.vectorstore.engine import (
 )
 from imgsearch.vectorstore.optimizer import AutoOptimizer, Job
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL
-from imgsearch.vectorstore.storage import StorageOptions
+from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
 
 log = logging.getLogger(__name__)
 # Search results carry every payload field but the thumbnail (read by id when wanted).
@@ -132,6 +133,7 @@ class EdgeStore(VectorStore):
         self._storage = storage if quantize else replace(storage, quantization="none")
         self._quantize = self._storage.quantized
         self._params = search_params(qe, hnsw_ef, self._quantize, self._storage.oversampling)
+        self._word_params = search_params(qe, hnsw_ef or WORD_SPACE_EF, False)  # never quantized
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, dict[str, int]] = {}
         self._sparse: dict[str, tuple[str, ...]] = {}  # the sparse vectors of each collection
@@ -276,7 +278,9 @@ class EdgeStore(VectorStore):
         if ranking.bonus is not None or (lexical is not None and not ranking.fused):
             # own score (+ weight x sparse score) (+ lexical part), by the score formula
             e = qe.Expression
-            prefetches = [qe.Prefetch(ranking.candidates, query=query, filter=flt, params=self._params)]
+            prefetches = [
+                qe.Prefetch(ranking.candidates, query=query, filter=flt, params=self._params_for(using))
+            ]
             formula = e.Variable("$score[0]")
             if (bonus := ranking.bonus) is not None:
                 prefetches.append(
@@ -307,14 +311,19 @@ class EdgeStore(VectorStore):
             # the request's filter reaches every prefetch; given there too, it is checked twice
             # (a fused query took 2x a plain one instead of about 1.2x at 100,000 images)
             prefetches = [
-                qe.Prefetch(ranking.candidates, query=_ranked(*b[:3]), params=self._params) for b in branches
+                qe.Prefetch(ranking.candidates, query=_ranked(*b[:3]), params=self._params_for(b.using))
+                for b in branches
             ]
             query = qe.Fusion.Rrf(RRF_K, [b.weight for b in branches])
         elif ranking.mmr_lambda is not None:
             if ranking.negatives:  # MMR picks among the candidates nearer the query than any negative
                 prefetches = [
                     qe.Prefetch(
-                        ranking.candidates, query=query, filter=flt, params=self._params, score_threshold=0.0
+                        ranking.candidates,
+                        query=query,
+                        filter=flt,
+                        params=self._params_for(using),
+                        score_threshold=0.0,
                     )
                 ]
             query = qe.Mmr(ranking.vector, ranking.mmr_lambda, ranking.candidates, using=using)
@@ -326,9 +335,13 @@ class EdgeStore(VectorStore):
             filter=flt,
             score_threshold=ranking.min_score,
             with_payload=_WITHOUT_THUMBNAIL,
-            params=self._params,
+            params=self._params_for(using),
         )
         return self._call(name, lambda shard: shard.query(request))
+
+    def _params_for(self, using: str | None) -> qe.SearchParams:
+        """The visual vectors' search parameters, or the word space's (semantic, words)."""
+        return self._params if using == VISUAL else self._word_params
 
     def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
         request = qe.FacetRequest(key, limit=limit, exact=True, filter=_filter(match))

@@ -25,12 +25,13 @@ from imgsearch.vectorstore.base import (
     IDF_VECTORS,
     PAYLOAD_INDEXES,
     SPARSE_VECTORS,
+    VISUAL,
     VectorStore,
     missing_collection,
 )
 from imgsearch.vectorstore.engine import Branch, Match, Page, Ranking, Row, SparseVector
 from imgsearch.vectorstore.payloads import THUMBNAIL
-from imgsearch.vectorstore.storage import StorageOptions
+from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
 
 T = TypeVar("T")
 
@@ -86,6 +87,7 @@ class RemoteStore(VectorStore):
             if local
             else engine.search_params(models, hnsw_ef, self._quantize, self._storage.oversampling)
         )
+        self._word_params = None if local else engine.search_params(models, hnsw_ef or WORD_SPACE_EF, False)
         self._dims: dict[str, dict[str, int]] = {}
         self._sparse: dict[str, tuple[str, ...]] = {}  # the sparse vectors of each collection
         self._lock: contextlib.AbstractContextManager[Any] = (
@@ -193,7 +195,11 @@ class RemoteStore(VectorStore):
             # own score (+ weight x sparse score) (+ lexical part), by the score formula
             prefetch = [
                 models.Prefetch(
-                    query=query, using=using, limit=ranking.candidates, filter=flt, params=self._params
+                    query=query,
+                    using=using,
+                    limit=ranking.candidates,
+                    filter=flt,
+                    params=self._params_for(using),
                 ),
             ]
             formula: Any = "$score[0]"
@@ -232,7 +238,7 @@ class RemoteStore(VectorStore):
                     query=_ranked(b.vector, b.negatives),
                     using=b.using or None,
                     limit=ranking.candidates,
-                    params=self._params,
+                    params=self._params_for(b.using),
                 )  # the request's filter reaches every prefetch (see EdgeStore._query)
                 for b in branches
             ]
@@ -245,7 +251,7 @@ class RemoteStore(VectorStore):
                     using=using,
                     limit=ranking.candidates,
                     filter=flt,
-                    params=self._params,
+                    params=self._params_for(using),
                     score_threshold=0.0,
                 )
             # qdrant-client's Mmr takes the diversity, 1 - lambda
@@ -261,10 +267,14 @@ class RemoteStore(VectorStore):
             limit=limit,
             query_filter=flt,
             score_threshold=ranking.min_score,
-            search_params=self._params,
+            search_params=self._params_for(using),
             with_payload=models.PayloadSelectorExclude(exclude=[THUMBNAIL]),
         )
         return response.points
+
+    def _params_for(self, using: str | None) -> Any:
+        """The visual vectors' search parameters, or the word space's (semantic, words)."""
+        return self._params if using == VISUAL else self._word_params
 
     def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
         flt = _filter(match)
