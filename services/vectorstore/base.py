@@ -156,6 +156,10 @@ class VectorStore(ABC):
     # a payload check per point the graph walk visits (1.2 -> 4.1 ms a search at 50,000 images).
     _sole_writer: bool = False
     _named_namespaces: bool | None = None  # whether images of a named namespace exist; None: unknown
+    # The engine's search parameters for the visual vectors and for the word space (semantic,
+    # words: never quantized, a wider beam); the adapters build them in their engine's classes.
+    _params: Any = None
+    _word_params: Any = None
 
     # -- collections -------------------------------------------------------------------------
 
@@ -387,6 +391,10 @@ class VectorStore(ABC):
         if any(namespace_of(p.payload) != DEFAULT_NAMESPACE for p in scored):
             return self._query(IMAGES, ranking, using, k, in_namespace(match, namespace))
         return scored
+
+    def _params_for(self, using: str | None) -> Any:
+        """The search parameters for a query on the vector named `using`."""
+        return self._params if using == VISUAL else self._word_params
 
     def _has_named_namespaces(self) -> bool:
         if self._named_namespaces is None:

@@ -35,7 +35,6 @@ from imgsearch.vectorstore.base import (
     IMAGES,
     PAYLOAD_INDEXES,
     SPARSE_VECTORS,
-    VISUAL,
     WORDS,
     PayloadFilter,
     VectorStore,
@@ -338,10 +337,6 @@ class EdgeStore(VectorStore):
             params=self._params_for(using),
         )
         return self._call(name, lambda shard: shard.query(request))
-
-    def _params_for(self, using: str | None) -> qe.SearchParams:
-        """The visual vectors' search parameters, or the word space's (semantic, words)."""
-        return self._params if using == VISUAL else self._word_params
 
     def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
         request = qe.FacetRequest(key, limit=limit, exact=True, filter=_filter(match))

@@ -25,7 +25,6 @@ from imgsearch.vectorstore.base import (
     IDF_VECTORS,
     PAYLOAD_INDEXES,
     SPARSE_VECTORS,
-    VISUAL,
     VectorStore,
     missing_collection,
 )
@@ -271,10 +270,6 @@ class RemoteStore(VectorStore):
             with_payload=models.PayloadSelectorExclude(exclude=[THUMBNAIL]),
         )
         return response.points
-
-    def _params_for(self, using: str | None) -> Any:
-        """The visual vectors' search parameters, or the word space's (semantic, words)."""
-        return self._params if using == VISUAL else self._word_params
 
     def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
         flt = _filter(match)
