@@ -94,7 +94,7 @@ the nearest common WordNet ancestor (first single-word ancestor lemma among the 
 words: retriever -> dog, tabby -> cat, espresso -> coffee) at weight 1.0 lifts user@5 to 19/33, label
 MRR to 0.42 and text P@1 to 4/6; a second ancestor ('animal', 'being') adds nothing, weight 2.0 starts
 to drown the name. T=3 scored best on label MRR with that recipe; T>=5 changes little. Shipped default
-(services/embedder/heads.py): clean + 1 ancestor x1.0, T=3. 'ocean' and 'street' miss: no photo's
+(services/embedder/wordspace/heads.py): clean + 1 ancestor x1.0, T=3. 'ocean' and 'street' miss: no photo's
 top classes are about either (island -> promontory, night/sunrise -> buildings).
 Also tried (not shipped): skipping ancestor words far in GloVe from the class name (min_similarity
 0.2 / 0.3 / 0.4, meant to drop sense clashes like valley -> 'depression'): label MRR 0.418 / 0.419 /
@@ -111,10 +111,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.embedder.class_words import build_class_vectors
-from imgsearch.embedder.head_loading import load_head
-from imgsearch.embedder.heads import ConseHead
-from imgsearch.embedder.wordvectors import WordVectors, load_word_vectors
+from imgsearch.embedder.wordspace.class_words import build_class_vectors
+from imgsearch.embedder.wordspace.head_loading import load_head
+from imgsearch.embedder.wordspace.heads import ConseHead
+from imgsearch.embedder.wordspace.wordvectors import WordVectors, load_word_vectors
 
 VOCAB = 50_000
 USER_WORD = {  # what a user would type for the photo, when it is not the label's last word
@@ -193,7 +193,7 @@ def photo_logits(cache_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         saved = np.load(cache)
         if list(saved["labels"]) == labels:
             return labels, saved["features"], saved["logits"]
-    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.embedder.vision.cnn import Cnn
 
     started = time.perf_counter()
     cnn = Cnn.load(cache_dir)

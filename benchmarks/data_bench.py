@@ -58,8 +58,8 @@ def namespace_of(i: int) -> str:
 
 def build(root: Path, words, n: int) -> tuple[dict[str, float], np.ndarray]:
     """Upserts n images into an embedded store under root and optimizes; (timings, semantic rows)."""
-    from imgsearch.vectorstore.base import ImagePoint
     from imgsearch.vectorstore.edge import EdgeStore
+    from imgsearch.vectorstore.types import ImagePoint
 
     semantic_all = np.zeros((n, words.dim), np.float32)
     store = EdgeStore(root / "qdrant", auto_optimize_points=0)
@@ -141,7 +141,7 @@ def cli(addr: str, *args: str) -> dict:
 
 
 def run(sizes: Sizes = FULL, *, quick: bool = False) -> Result:
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
     began = time.perf_counter()
     result = Result(NAME, quick)

@@ -1,6 +1,6 @@
 """How far calibration alone can take a trained DeViSE head (issue 4's goal), on the test split.
 
-The served head ranks class words by its stacked scores (imgsearch.embedder.devise.stacked_scores)
+The served head ranks class words by its stacked scores (imgsearch.embedder.wordspace.devise.stacked_scores)
 minus `gamma` on the seen words. This script reads those scores for every Fashion-MNIST test image
 and measures, *choosing on the test split itself* (a bound, not a method), the best held-out hit@1
 that keeps seen hit@1 >= 0.90 when each held-out word gets its own additive offset. If that bound is
@@ -63,11 +63,16 @@ def offset_bound(score: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> dic
 
 def main() -> None:
     from imgsearch.config import Settings
-    from imgsearch.embedder.devise import class_vectors, imagenet_evidence, load_devise_head, normalise
-    from imgsearch.embedder.heads import ConseHead
     from imgsearch.embedder.training.datasets import load_dataset
     from imgsearch.embedder.training.features import cached_features
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.devise import (
+        class_vectors,
+        imagenet_evidence,
+        load_devise_head,
+        normalise,
+    )
+    from imgsearch.embedder.wordspace.heads import ConseHead
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("head", help="a head trained on fashion-mnist with held-out classes")

@@ -175,7 +175,7 @@ def run(sizes: Sizes = FULL, *, quick: bool = False, work_dir: Path | None = Non
 def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
     import grpc
 
-    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.embedder.vision.cnn import Cnn
     from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc
 
     began = time.perf_counter()

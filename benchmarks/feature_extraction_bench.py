@@ -37,9 +37,9 @@ def run(
 
 def _run(quick: bool, images: int, rounds: int, work: Path) -> Result:
     from imgsearch.config import Settings
-    from imgsearch.embedder.cnn_loading import load_cnn
     from imgsearch.embedder.training.datasets import load_fashion_mnist
     from imgsearch.embedder.training.features import cached_features
+    from imgsearch.embedder.vision.cnn_loading import load_cnn
 
     started = time.perf_counter()
     result = Result(NAME, quick)

@@ -171,8 +171,8 @@ def replica(work: Path, runtime: str, photos: list[bytes]) -> dict[str, Any]:
 def quality(keras, litert, pixels: np.ndarray) -> dict[str, Any]:
     """LiteRT float32 vs Keras on every photo; int8 (calibrated on the even photos) vs float32 on
     the odd ones, and the production int8 (calibrated on all) vs float32 on all."""
-    from imgsearch.embedder.litert_cnn import LiteRtCnn
-    from imgsearch.embedder.litert_convert import agreement, convert
+    from imgsearch.embedder.vision.litert_cnn import LiteRtCnn
+    from imgsearch.embedder.vision.litert_convert import agreement, convert
 
     reference = litert.run(pixels)
     float_vs_keras = agreement(keras.run(pixels), reference)
@@ -218,8 +218,8 @@ def _run(sizes: Sizes, quick: bool, work: Path) -> Result:
     import grpc
 
     from imgsearch.config import Settings
-    from imgsearch.embedder import sample_photos
-    from imgsearch.embedder.cnn_loading import load_cnn
+    from imgsearch.embedder.vision import sample_photos
+    from imgsearch.embedder.vision.cnn_loading import load_cnn
     from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc
 
     began = time.perf_counter()

@@ -44,7 +44,7 @@ LITE2_SIZE = 260
 
 
 class KerasCnn:
-    """An EfficientNet-Lite built by imgsearch.embedder.cnn's builder with other stages and input
+    """An EfficientNet-Lite built by imgsearch.embedder.vision.cnn's builder with other stages and input
     size (the runtime decodes images at `input_size`)."""
 
     runtime = "keras"
@@ -54,8 +54,8 @@ class KerasCnn:
     num_classes = 1000
 
     def __init__(self, name: str, checkpoint: Path, stages: tuple, size: int):
-        from imgsearch.embedder import cnn
-        from imgsearch.embedder.torch_pickle import load_state_dict
+        from imgsearch.embedder.vision import cnn
+        from imgsearch.embedder.vision.torch_pickle import load_state_dict
 
         self.name, self.input_size = name, size
         saved = cnn._STAGES, cnn.INPUT_SIZE
@@ -84,7 +84,7 @@ def checkpoint(package: str, name: str) -> Path:
 
 
 def load_cnn(which: str) -> KerasCnn:
-    from imgsearch.embedder import cnn
+    from imgsearch.embedder.vision import cnn
 
     if which == "lite0":
         return KerasCnn(cnn.NAME, cnn.checkpoint_path(), cnn._STAGES, cnn.INPUT_SIZE)
@@ -114,8 +114,8 @@ def cnn_ms_per_image(model: KerasCnn, rounds: int = 3) -> float:
 def retrofit(words, iterations: int = 10, alpha: float = 1.0, vocab: int = 100_000) -> np.ndarray:
     """Faruqui et al.'s retrofitting of the `vocab` most frequent words to WordNet (synonyms and
     direct hypernyms of each noun sense); rarer words keep their vectors."""
-    from imgsearch.embedder.class_words import WordNet
-    from imgsearch.embedder.taxonomy import Taxonomy
+    from imgsearch.embedder.channels.taxonomy import Taxonomy
+    from imgsearch.embedder.wordspace.class_words import WordNet
 
     taxonomy = Taxonomy()
     wordnet: WordNet = taxonomy.wordnet
@@ -153,10 +153,10 @@ def evaluate(label: str, cnn, words, result: Result, work: Path) -> dict:
     from dataclasses import replace
 
     from imgsearch.config import Settings
-    from imgsearch.embedder.faces import FaceDetector
-    from imgsearch.embedder.heads import ConseHead
+    from imgsearch.embedder.channels.faces import FaceDetector
+    from imgsearch.embedder.channels.taxonomy import Taxonomy
     from imgsearch.embedder.runtime import EmbedderRuntime
-    from imgsearch.embedder.taxonomy import Taxonomy
+    from imgsearch.embedder.wordspace.heads import ConseHead
 
     settings = Settings.from_env()
     runtime = EmbedderRuntime(
@@ -188,7 +188,7 @@ def evaluate(label: str, cnn, words, result: Result, work: Path) -> dict:
 
 def run(cnns: tuple[str, ...], word_sets: tuple[str, ...]) -> Result:
     from imgsearch.config import Settings
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
     started = time.perf_counter()
     result = Result("quality-options", False)

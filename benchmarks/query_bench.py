@@ -101,8 +101,8 @@ def generate(words, n: int, seed: int, chunk: int = 5000):
 def build_store(data_dir: Path, words, n: int, seed: int = 0) -> dict[str, float]:
     """Writes n images into the embedded store under data_dir (as the server lays it out), optimizes
     once, and saves the semantic matrix for exact search; returns the timings."""
-    from imgsearch.vectorstore.base import ImagePoint
     from imgsearch.vectorstore.edge import EdgeStore
+    from imgsearch.vectorstore.types import ImagePoint
 
     semantic_all = np.zeros((n, words.dim), np.float32)
     store = EdgeStore(data_dir / "qdrant", auto_optimize_points=0)
@@ -243,7 +243,7 @@ def run_grpc(
 
 def run_direct(store, vectors: np.ndarray, threads: int, per_thread: int) -> dict[str, Any]:
     """The same query vectors straight to store.search_images, from `threads` threads."""
-    from imgsearch.vectorstore.base import SEMANTIC
+    from imgsearch.vectorstore.schema import SEMANTIC
 
     def worker(offset: int) -> tuple[list[float], list[list[str]]]:
         lat, ids = [], []
@@ -316,7 +316,7 @@ def recall_at_k(found: list[list[str]], exact: np.ndarray) -> float:
 def run(sizes: Sizes = FULL, *, quick: bool = False, cache_root: Path | None = None) -> Result:
     """Builds (or reuses) the store, serves it, measures gRPC and direct queries and recall."""
     from imgsearch.app.serve import start, stop
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
     from imgsearch.query.service import QueryServicer
 
     began = time.perf_counter()

@@ -103,7 +103,7 @@ def mean_rank(ranked: list[str], wanted: set[str]) -> float:
 def quality(result: Result, runtime, store, names: dict[str, str]) -> None:
     from imgsearch.config.settings import Limits
     from imgsearch.query import search
-    from imgsearch.vectorstore.base import SEMANTIC, VISUAL
+    from imgsearch.vectorstore.schema import SEMANTIC, VISUAL
 
     limits, n = Limits(), len(names)
     ids = {v: k for k, v in names.items()}
@@ -243,8 +243,8 @@ def latency(result: Result, runtime, sizes: Sizes, cache_root: Path | None = Non
     from imgsearch.config.settings import Limits
     from imgsearch.query import search
     from imgsearch.query.stopwords import STOP_WORDS
-    from imgsearch.vectorstore.base import PayloadFilter
     from imgsearch.vectorstore.edge import EdgeStore
+    from imgsearch.vectorstore.types import PayloadFilter
 
     n, rounds = sizes.images, sizes.rounds
     data_dir, _, _ = cached_store(runtime.words, n, cache_root)

@@ -113,9 +113,9 @@ def base_features(
 ) -> tuple[np.ndarray, list[str]]:
     """Raw pooled CNN features (B, 1280) of real images and their names: a class-balanced
     Fashion-MNIST subset (when the dataset is installed) and every sample photo, run through `cnn`."""
-    from imgsearch.embedder.sample_photos import photo_paths, photo_pixels
     from imgsearch.embedder.training.datasets import load_fashion_mnist
     from imgsearch.embedder.training.features import cached_features
+    from imgsearch.embedder.vision.sample_photos import photo_paths, photo_pixels
 
     parts, names = [], []
     try:

@@ -91,7 +91,7 @@ def client(grpc_addr: str, http_port: int, texts: list[str], sizes: Sizes) -> di
 def latency(sizes: Sizes) -> dict[str, Any]:
     from benchmarks.query_bench import VOCAB_SIZE, cached_store, query_words
     from imgsearch.app.serve import start, stop
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
     from imgsearch.query.stopwords import STOP_WORDS
 
     settings0 = bench_settings(Path(tempfile.gettempdir()))

@@ -52,8 +52,8 @@ from imgsearch.errors import ServiceError
 from imgsearch.protogen.imagesearch.v1 import indexer_pb2, query_pb2
 from imgsearch.rpc import scopes
 from imgsearch.rpc.interceptors import ADMIN_METHODS
-from imgsearch.rpc.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from imgsearch.rpc.server import scoped_tokens
+from imgsearch.telemetry.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
 

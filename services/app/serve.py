@@ -30,9 +30,9 @@ from imgsearch.indexer.service import IndexerServicer
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
 from imgsearch.query.service import SERVICE_NAME as QUERY
 from imgsearch.query.service import QueryServicer
-from imgsearch.rpc.logs import configure_logging
-from imgsearch.rpc.metrics import start_metrics_server
 from imgsearch.rpc.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
+from imgsearch.telemetry.logs import configure_logging
+from imgsearch.telemetry.metrics import start_metrics_server
 from imgsearch.vectorstore import open_store
 
 log = logging.getLogger(__name__)

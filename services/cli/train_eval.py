@@ -115,7 +115,7 @@ def run_train(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
     from imgsearch.embedder.training.datasets import load_dataset
     from imgsearch.embedder.training.features import cached_features
     from imgsearch.embedder.training.trainer import TrainConfig, default_out, train_head
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
     settings = _apply(settings, args)
     try:
@@ -150,8 +150,8 @@ def run_train(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
 
 def _head_vectors(spec: str, words: Any, feats: Any) -> tuple[str, np.ndarray]:
     """The head's report name and its vectors of the test images."""
-    from imgsearch.embedder.devise import load_devise_head
-    from imgsearch.embedder.heads import ConseHead
+    from imgsearch.embedder.wordspace.devise import load_devise_head
+    from imgsearch.embedder.wordspace.heads import ConseHead
 
     if spec == "conse":
         head: Any = ConseHead.from_word_vectors(words)
@@ -163,11 +163,11 @@ def _head_vectors(spec: str, words: Any, feats: Any) -> tuple[str, np.ndarray]:
 
 
 def run_eval(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    from imgsearch.embedder.devise import class_vectors
     from imgsearch.embedder.training.datasets import load_dataset
     from imgsearch.embedder.training.evaluation import evaluate, write_html
     from imgsearch.embedder.training.features import cached_features
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.devise import class_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
     settings = _apply(settings, args)
     specs = args.eval_heads or [settings.head]
@@ -175,7 +175,7 @@ def run_eval(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
         dataset = load_dataset(args.dataset)
         holdout_names = _holdout(args.holdout_classes)
         if not args.holdout_classes and specs[0] != "conse":  # default: what the head was trained without
-            from imgsearch.embedder.devise import DeviseHead
+            from imgsearch.embedder.wordspace.devise import DeviseHead
 
             holdout_names = DeviseHead.read(specs[0]).meta.get("holdout_classes", [])
         holdout = dataset.class_index(holdout_names)

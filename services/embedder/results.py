@@ -19,7 +19,7 @@ class ClassScores:
     """A sparse vector over the CNN's 1000 ImageNet classes (the taxonomic channel) and what pixels
     tell besides (a face: id 1000; colour shares: 1001 on): ids ascending, one score each. An image's
     holds its most probable classes with their probabilities, a face and its colours; a text's the
-    entries its words name (imgsearch.embedder.taxonomy)."""
+    entries its words name (imgsearch.embedder.channels.taxonomy)."""
 
     ids: tuple[int, ...] = ()
     scores: tuple[float, ...] = ()
@@ -29,7 +29,7 @@ class ClassScores:
 
 
 IMAGENET_CLASSES = 1000  # ids below: class probabilities (summing to at most 1)
-FACE_ENTRY = 1000  # a face was found (imgsearch.embedder.faces.PERSON)
+FACE_ENTRY = 1000  # a face was found (imgsearch.embedder.channels.faces.PERSON)
 
 
 def entry_kind(i: int) -> str:

@@ -15,8 +15,8 @@ from imgsearch.config import Settings
 from imgsearch.config.cpus import usable_cpus
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.batching import Batcher
-from imgsearch.embedder.colours import colour_shares
-from imgsearch.embedder.heads import softmax
+from imgsearch.embedder.channels.colours import colour_shares
+from imgsearch.embedder.channels.taxonomy import image_classes, with_entries, with_person
 from imgsearch.embedder.results import (
     ClassScores,
     ImageOutcome,
@@ -25,10 +25,10 @@ from imgsearch.embedder.results import (
     Thumbnailer,
     VocabularyChunk,
 )
-from imgsearch.embedder.taxonomy import image_classes, with_entries, with_person
-from imgsearch.embedder.wordvectors import tokenize
+from imgsearch.embedder.wordspace.heads import softmax
+from imgsearch.embedder.wordspace.wordvectors import tokenize
 from imgsearch.errors import InvalidArgument, ResourceExhausted, ServiceError
-from imgsearch.rpc.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
+from imgsearch.telemetry.metrics import BATCH_SIZE, IMAGES_EMBEDDED, IMAGES_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ class EmbedderRuntime:
     def __init__(
         self, cnn, words, head, limits: Limits, decode_workers: int | None = None, taxonomy=None, faces=None
     ):
-        """taxonomy: an imgsearch.embedder.taxonomy.Taxonomy, which gives texts their ImageNet
+        """taxonomy: an imgsearch.embedder.channels.taxonomy.Taxonomy, which gives texts their ImageNet
         classes; None leaves them without (images always get theirs). faces: an
-        imgsearch.embedder.faces.FaceDetector, which adds PERSON to the classes of images with a face."""
+        imgsearch.embedder.channels.faces.FaceDetector, which adds PERSON to the classes of images
+        with a face."""
         self.cnn = cnn
         self.words = words
         self.head = head
@@ -90,9 +91,9 @@ class EmbedderRuntime:
     @classmethod
     def load(cls, settings: Settings) -> EmbedderRuntime:
         """Loads (converting and caching on first use) the CNN, word vectors and head."""
-        from imgsearch.embedder.cnn_loading import load_cnn
-        from imgsearch.embedder.head_loading import load_head
-        from imgsearch.embedder.wordvectors import load_word_vectors
+        from imgsearch.embedder.vision.cnn_loading import load_cnn
+        from imgsearch.embedder.wordspace.head_loading import load_head
+        from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
         start = time.perf_counter()
         cnn = load_cnn(settings.cnn_runtime, settings.cache_dir)
@@ -100,11 +101,11 @@ class EmbedderRuntime:
         head = load_head(settings.head, words, settings.cache_dir)
         taxonomy = faces = None
         if settings.taxonomy:
-            from imgsearch.embedder.taxonomy import Taxonomy
+            from imgsearch.embedder.channels.taxonomy import Taxonomy
 
             taxonomy = Taxonomy.load()
         if settings.people:
-            from imgsearch.embedder.faces import FaceDetector
+            from imgsearch.embedder.channels.faces import FaceDetector
 
             faces = FaceDetector.load()
         runtime = cls(cnn, words, head, settings.limits, taxonomy=taxonomy, faces=faces)

@@ -12,19 +12,13 @@ from imgsearch.config.settings import Limits
 from imgsearch.embedder.results import ModelInfo
 from imgsearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from imgsearch.indexer.payload import check_id_length, check_payload, echo
-from imgsearch.rpc.metrics import STORE_POINTS
-from imgsearch.vectorstore.base import (
-    IMAGES,
-    WORDS,
-    ImagePoint,
-    PayloadFilter,
-    VectorStore,
-    as_vector,
-    check_point_id,
-    check_sparse,
-)
+from imgsearch.telemetry.metrics import STORE_POINTS
+from imgsearch.vectorstore.base import VectorStore, as_vector, check_point_id
+from imgsearch.vectorstore.checks import check_sparse
 from imgsearch.vectorstore.engine import SparseVector
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
+from imgsearch.vectorstore.schema import IMAGES, WORDS
+from imgsearch.vectorstore.types import ImagePoint, PayloadFilter
 
 
 @dataclass

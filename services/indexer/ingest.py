@@ -31,9 +31,10 @@ from imgsearch.errors import AlreadyExists, InvalidArgument, ResourceExhausted, 
 from imgsearch.indexer.items import IngestItem, IngestItemResult
 from imgsearch.indexer.payload import check_id_length, check_payload, echo
 from imgsearch.indexer.thumbnails import thumbnail_of, thumbnail_text
-from imgsearch.rpc.metrics import IMAGES_INGESTED
-from imgsearch.vectorstore.base import ImagePoint, SparseVector, VectorStore, check_point_id
+from imgsearch.telemetry.metrics import IMAGES_INGESTED
+from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL, check_namespace, namespace_of
+from imgsearch.vectorstore.types import ImagePoint
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,9 @@ import numpy as np
 
 from imgsearch.embedder.results import Embedder
 from imgsearch.errors import InvalidArgument
-from imgsearch.vectorstore.base import IMAGES, ImagePoint, SparseVector, VectorStore
+from imgsearch.vectorstore.base import SparseVector, VectorStore
+from imgsearch.vectorstore.schema import IMAGES
+from imgsearch.vectorstore.types import ImagePoint
 
 log = logging.getLogger(__name__)
 

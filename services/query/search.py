@@ -18,18 +18,11 @@ from imgsearch.errors import (
 )
 from imgsearch.query import syntax
 from imgsearch.vectorstore import lexical
-from imgsearch.vectorstore.base import (
-    CLASSES,
-    SEMANTIC,
-    VISUAL,
-    Hit,
-    PayloadFilter,
-    SparseVector,
-    VectorStore,
-    check_point_id,
-)
+from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.checks import check_k
 from imgsearch.vectorstore.engine import Branch
+from imgsearch.vectorstore.schema import CLASSES, SEMANTIC, VISUAL
+from imgsearch.vectorstore.types import Hit, PayloadFilter
 
 DEFAULT_K = 10  # what k = 0 (unset over gRPC) means, as in Qdrant
 # A text search scores an image by the weighted mean of its cosine similarity and the probability the

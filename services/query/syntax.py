@@ -24,7 +24,8 @@ from imgsearch.query.stopwords import STOP_WORDS
 MAX_TERMS = 256
 MAX_WEIGHT = 100.0
 
-# The embedder's word pattern (imgsearch.embedder.wordvectors._WORD), so a term splits as it would there.
+# The embedder's word pattern (imgsearch.embedder.wordspace.wordvectors._WORD), so a term splits as
+# it would there.
 _WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u2010": "-", "\u2011": "-"})
 _NUMBER = re.compile(r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?")

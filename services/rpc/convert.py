@@ -8,8 +8,8 @@ from typing import Any
 from imgsearch.errors import InvalidArgument, ServiceError
 from imgsearch.protogen.imagesearch.v1 import common_pb2
 from imgsearch.rpc.packing import add_floats
-from imgsearch.vectorstore.base import Hit, ImagePoint, PayloadFilter
 from imgsearch.vectorstore.engine import SparseVector
+from imgsearch.vectorstore.types import Hit, ImagePoint, PayloadFilter
 
 
 def filter_from_proto(

@@ -25,7 +25,7 @@ import grpc
 from imgsearch.config.settings import Limits
 from imgsearch.errors import InvalidArgument, ServiceError
 from imgsearch.rpc import scopes
-from imgsearch.rpc.metrics import RPC_LATENCY, RPC_REQUESTS
+from imgsearch.telemetry.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger(__name__)
 

@@ -7,19 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imgsearch.vectorstore.base import (
-    IMAGES,
-    SEMANTIC,
-    VISUAL,
-    WORDS,
-    CollectionDims,
-    Hit,
-    ImagePoint,
-    PayloadFilter,
-    VectorName,
-    VectorStore,
-)
+from imgsearch.vectorstore.base import VectorStore
+from imgsearch.vectorstore.schema import IMAGES, SEMANTIC, VISUAL, WORDS, VectorName
 from imgsearch.vectorstore.storage import StorageOptions
+from imgsearch.vectorstore.types import CollectionDims, Hit, ImagePoint, PayloadFilter
 
 if TYPE_CHECKING:
     from imgsearch.config.settings import Settings

@@ -16,35 +16,35 @@ import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from imgsearch.errors import FailedPrecondition, InvalidArgument
 from imgsearch.vectorstore import payloads
-from imgsearch.vectorstore.checks import as_vector, check_k, check_point_id, word_matrix
+from imgsearch.vectorstore.checks import (
+    as_vector,
+    check_k,
+    check_point_id,
+    check_sparse,
+    word_matrix,
+)
 from imgsearch.vectorstore.engine import Bonus, Branch, Match, Page, Ranking, Row, SparseVector
+from imgsearch.vectorstore.filters import in_namespace, match_of
 from imgsearch.vectorstore.lexical import TEXT, document_vector, image_text
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
+from imgsearch.vectorstore.records import image_from_record, record_to_point
+from imgsearch.vectorstore.schema import (
+    CLASSES,
+    IMAGES,
+    SEMANTIC,
+    VISUAL,
+    WORDS,
+    VectorName,
+)
+from imgsearch.vectorstore.types import CollectionDims, Hit, ImagePoint, PayloadFilter
 
-IMAGES = "images"
-WORDS = "words"
-VISUAL = "visual"
-SEMANTIC = "semantic"
-
-VectorName = Literal["visual", "semantic"]
-
-# The sparse vector of the `images` collection: an image's most probable ImageNet classes (the
-# taxonomic channel, imgsearch.embedder.taxonomy). Collections made before it lack it until
-# `imgsearch reindex` rebuilds them; until then text searches use the semantic channel alone.
-CLASSES = "classes"
-# And `text` (imgsearch.vectorstore.lexical): BM25 term weights of the image's label, caption and
-# metadata values, which the engine weights by inverse document frequency (the lexical channel of
-# hybrid search). Collections made before it search semantically only until a reindex rebuilds them.
-SPARSE_VECTORS: dict[str, tuple[str, ...]] = {IMAGES: (CLASSES, TEXT)}
-# The sparse vectors created with the engine's IDF modifier.
-IDF_VECTORS = frozenset({TEXT})
 # The share of the gap to 1 a saturated lexical match closes in a hybrid search's score (see
 # engine.Ranking.lexical), 0 to 1: 1 lets a caption word lift an image the CNN hesitates on above
 # the semantic ranking's best, as a user who typed the caption's word expects.
@@ -63,82 +63,6 @@ FACET_TOKENS = 10_000
 
 # Most records one page of a listing holds.
 MAX_PAGE = 1000
-
-# Payload keys of the `images` collection (besides user metadata under "metadata").
-IMAGE_PAYLOAD_KEYS = ("uri", "label", "sha256", "width", "height", "ingested_at", "metadata")
-
-# The payload indexes each collection is created with: what filters and word lookups match on.
-# "tenant": a keyword index marked as the tenant (Qdrant's is_tenant), which the engine uses to keep
-# each namespace's points together.
-PAYLOAD_INDEXES: dict[str, dict[str, Literal["keyword", "integer", "tenant"]]] = {
-    IMAGES: {payloads.LABEL: "keyword", payloads.META_KV: "keyword", payloads.NAMESPACE: "tenant"},
-    WORDS: {payloads.WORD: "keyword", payloads.RANK: "integer"},
-}
-
-
-@dataclass(frozen=True)
-class ImagePoint:
-    """One stored image: its two vectors and its payload.
-
-    payload keys: uri (str), label (str), sha256 (hex str), width, height (int), ingested_at
-    (float, unix seconds), metadata (dict[str, str]). Vectors come back L2-normalised, because
-    both collections use cosine distance and Qdrant stores cosine vectors normalised.
-    """
-
-    id: str
-    visual: np.ndarray
-    semantic: np.ndarray
-    payload: dict[str, Any]
-    classes: SparseVector | None = None  # most probable ImageNet classes; None: not known
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A search result: cosine similarity `score` (higher is closer) and the stored payload."""
-
-    id: str
-    score: float
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class PayloadFilter:
-    """Every field that is set must match (AND), as the proto's `Filter` says.
-
-    `labels`: any of them (OR); `exclude_labels`, `exclude_metadata` ((key, value) pairs): none of
-    them; `has_metadata` / `missing_metadata`: metadata keys present / absent. `exclude_ids` drops
-    given points (an image's search for similar images skips itself).
-    """
-
-    label: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    exclude_ids: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    exclude_labels: tuple[str, ...] = ()
-    exclude_metadata: tuple[tuple[str, str], ...] = ()
-    has_metadata: tuple[str, ...] = ()
-    missing_metadata: tuple[str, ...] = ()
-
-    def is_empty(self) -> bool:
-        return not (
-            self.label
-            or self.metadata
-            or self.exclude_ids
-            or self.labels
-            or self.exclude_labels
-            or self.exclude_metadata
-            or self.has_metadata
-            or self.missing_metadata
-        )
-
-
-@dataclass(frozen=True)
-class CollectionDims:
-    """Vector sizes the collections were created with (what `ensure_collections` checks)."""
-
-    visual: int
-    semantic: int
-    word: int
 
 
 class VectorStore(ABC):
@@ -801,72 +725,6 @@ class NamespaceView:
         if name in self.NAMESPACED:
             return functools.partial(attr, namespace=self.namespace)
         return attr
-
-
-def missing_collection(name: str) -> FailedPrecondition:
-    """The error of a call on a collection that was not created."""
-    return FailedPrecondition(f"collection {name!r} does not exist yet (ensure_collections first)")
-
-
-def match_of(flt: PayloadFilter | None) -> Match | None:
-    """A PayloadFilter as the engine-neutral Match (None when it filters nothing)."""
-    if flt is None or flt.is_empty():
-        return None
-    must = [(payloads.LABEL, flt.label)] if flt.label else []
-    must += [(payloads.META_KV, payloads.meta_token(k, v)) for k, v in sorted(flt.metadata.items())]
-    must_not = [(payloads.LABEL, label) for label in flt.exclude_labels]
-    must_not += [(payloads.META_KV, payloads.meta_token(k, v)) for k, v in flt.exclude_metadata]
-    return Match(
-        must=tuple(must),
-        exclude_ids=tuple(check_point_id(i) for i in flt.exclude_ids),
-        any_of=((payloads.LABEL, tuple(flt.labels)),) if flt.labels else (),
-        must_not=tuple(must_not),
-        present=tuple(payloads.meta_path(k) for k in flt.has_metadata),
-        absent=tuple(payloads.meta_path(k) for k in flt.missing_metadata),
-    )
-
-
-def in_namespace(match: Match | None, namespace: str | None) -> Match | None:
-    """`match` narrowed to the images of `namespace` (None: every namespace; "" the default one)."""
-    if namespace is None:
-        return match
-    check_namespace(namespace)
-    match = match or Match()
-    return replace(match, must=(*match.must, (payloads.NAMESPACE, namespace)))
-
-
-def record_to_point(record: Any, with_vectors: bool) -> ImagePoint:
-    """An ImagePoint from a record; without vectors both are empty arrays."""
-    if with_vectors:
-        return image_from_record(record)
-    empty = np.zeros(0, dtype=np.float32)
-    payload = payloads.from_stored(record.payload)
-    return ImagePoint(id=str(record.id), visual=empty, semantic=empty, payload=payload)
-
-
-def image_from_record(record: Any) -> ImagePoint:
-    """An ImagePoint from a Qdrant record (Edge's and qdrant-client's have the same fields)."""
-    vectors = record.vector or {}
-    classes = vectors.get(CLASSES)
-    return ImagePoint(
-        id=str(record.id),
-        visual=np.asarray(vectors[VISUAL], dtype=np.float32),
-        semantic=np.asarray(vectors[SEMANTIC], dtype=np.float32),
-        payload=payloads.from_stored(record.payload),
-        classes=None if classes is None else SparseVector(tuple(classes.indices), tuple(classes.values)),
-    )
-
-
-def check_sparse(vector: SparseVector) -> SparseVector:
-    """A sparse vector with unique non-negative ids and finite values, ids ascending."""
-    if len(vector.indices) != len(vector.values):
-        raise InvalidArgument(f"sparse vector of {len(vector.indices)} ids but {len(vector.values)} values")
-    pairs = sorted(zip((int(i) for i in vector.indices), (float(v) for v in vector.values), strict=True))
-    if any(i < 0 for i, _ in pairs) or len({i for i, _ in pairs}) != len(pairs):
-        raise InvalidArgument("sparse vector ids must be unique and not negative")
-    if not all(math.isfinite(v) for _, v in pairs):
-        raise InvalidArgument("sparse vector values must be finite")
-    return SparseVector(tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
 
 
 def _fmt(dims: dict[str, int] | None) -> str:

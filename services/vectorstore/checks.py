@@ -6,12 +6,14 @@ message, and the engine's own (untyped) complaints never reach callers.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 
 import numpy as np
 
-from imgsearch.errors import InvalidArgument
+from imgsearch.errors import FailedPrecondition, InvalidArgument
+from imgsearch.vectorstore.engine import SparseVector
 
 # A UUID already in canonical form (what clients and this service send): kept as it is, as
 # parsing every id of a bulk load (three times per point) cost 10% of an upsert.
@@ -55,3 +57,20 @@ def word_matrix(words: list[str], vectors: np.ndarray, dim: int) -> np.ndarray:
     if matrix.ndim != 2 or matrix.shape != (len(words), dim):
         raise InvalidArgument(f"expected {len(words)} word vectors of size {dim}, got shape {matrix.shape}")
     return matrix
+
+
+def missing_collection(name: str) -> FailedPrecondition:
+    """The error of a call on a collection that was not created."""
+    return FailedPrecondition(f"collection {name!r} does not exist yet (ensure_collections first)")
+
+
+def check_sparse(vector: SparseVector) -> SparseVector:
+    """A sparse vector with unique non-negative ids and finite values, ids ascending."""
+    if len(vector.indices) != len(vector.values):
+        raise InvalidArgument(f"sparse vector of {len(vector.indices)} ids but {len(vector.values)} values")
+    pairs = sorted(zip((int(i) for i in vector.indices), (float(v) for v in vector.values), strict=True))
+    if any(i < 0 for i, _ in pairs) or len({i for i, _ in pairs}) != len(pairs):
+        raise InvalidArgument("sparse vector ids must be unique and not negative")
+    if not all(math.isfinite(v) for _, v in pairs):
+        raise InvalidArgument("sparse vector values must be finite")
+    return SparseVector(tuple(i for i, _ in pairs), tuple(v for _, v in pairs))

@@ -30,16 +30,8 @@ import qdrant_edge as qe
 
 from imgsearch.config.cpus import usable_cpus
 from imgsearch.errors import FailedPrecondition
-from imgsearch.vectorstore.base import (
-    IDF_VECTORS,
-    IMAGES,
-    PAYLOAD_INDEXES,
-    SPARSE_VECTORS,
-    WORDS,
-    PayloadFilter,
-    VectorStore,
-    missing_collection,
-)
+from imgsearch.vectorstore.base import VectorStore
+from imgsearch.vectorstore.checks import missing_collection
 from imgsearch.vectorstore.disk import DiskGuard
 from imgsearch.vectorstore.engine import (
     LEXICAL_HALF,
@@ -55,7 +47,9 @@ from imgsearch.vectorstore.engine import (
 )
 from imgsearch.vectorstore.optimizer import AutoOptimizer, Job
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL
+from imgsearch.vectorstore.schema import IDF_VECTORS, IMAGES, PAYLOAD_INDEXES, SPARSE_VECTORS, WORDS
 from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
+from imgsearch.vectorstore.types import PayloadFilter
 
 log = logging.getLogger(__name__)
 # Search results carry every payload field but the thumbnail (read by id when wanted).

@@ -21,15 +21,11 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from imgsearch.errors import FailedPrecondition, InvalidArgument, ServiceError, Unavailable
 from imgsearch.vectorstore import engine
-from imgsearch.vectorstore.base import (
-    IDF_VECTORS,
-    PAYLOAD_INDEXES,
-    SPARSE_VECTORS,
-    VectorStore,
-    missing_collection,
-)
+from imgsearch.vectorstore.base import VectorStore
+from imgsearch.vectorstore.checks import missing_collection
 from imgsearch.vectorstore.engine import Branch, Match, Page, Ranking, Row, SparseVector
 from imgsearch.vectorstore.payloads import THUMBNAIL
+from imgsearch.vectorstore.schema import IDF_VECTORS, PAYLOAD_INDEXES, SPARSE_VECTORS
 from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
 
 T = TypeVar("T")

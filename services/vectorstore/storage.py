@@ -38,8 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from imgsearch.vectorstore.base import VISUAL
 from imgsearch.vectorstore.engine import QUANTIZATION_OVERSAMPLING, QUANTIZATION_QUANTILE, QUANTIZATIONS
+from imgsearch.vectorstore.schema import VISUAL
 
 # The graph of the word-space vectors (semantic, words): denser than the visual one (see above).
 WORD_SPACE_M = 32

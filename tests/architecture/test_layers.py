@@ -13,26 +13,50 @@ ROOT = Path(__file__).resolve().parents[2] / "services"
 PACKAGE = "imgsearch"
 
 # Each top-level package and what it may import. Read from the bottom up: errors, config and the
-# generated stubs import nothing of ours; the CLI sits on top and starts the composition root.
+# generated stubs import nothing of ours, nor do telemetry (metrics, logs) and reports; the CLI sits
+# on top and starts the composition root.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": {"errors"},
     "protogen": set(),
     "reports": set(),
+    "telemetry": set(),
     "vectorstore": {"config", "errors"},
-    "rpc": {"config", "errors", "protogen", "vectorstore"},
-    "embedder": {"config", "errors", "protogen", "reports", "rpc"},
-    "indexer": {"embedder", "config", "errors", "protogen", "rpc", "vectorstore"},
-    "query": {"embedder", "config", "errors", "protogen", "rpc", "vectorstore"},
+    "rpc": {"telemetry", "config", "errors", "protogen", "vectorstore"},
+    "embedder": {"telemetry", "config", "errors", "protogen", "reports", "rpc"},
+    "indexer": {"telemetry", "embedder", "config", "errors", "protogen", "rpc", "vectorstore"},
+    "query": {"telemetry", "embedder", "config", "errors", "protogen", "rpc", "vectorstore"},
     "client": {"embedder", "indexer", "config", "errors", "protogen", "rpc"},
-    "app": {"embedder", "indexer", "query", "client", "config", "errors", "protogen", "rpc", "vectorstore"},
-    "cli": {"app", "client", "embedder", "indexer", "config", "errors", "protogen", "reports", "rpc"},
+    "app": {
+        "telemetry",
+        "embedder",
+        "indexer",
+        "query",
+        "client",
+        "config",
+        "errors",
+        "protogen",
+        "rpc",
+        "vectorstore",
+    },
+    "cli": {
+        "telemetry",
+        "app",
+        "client",
+        "embedder",
+        "indexer",
+        "config",
+        "errors",
+        "protogen",
+        "reports",
+        "rpc",
+    },
 }
 
 # What another package may use of a service: its public, model-free surface.
 PUBLIC = {
-    "embedder": {"results", "convert", "remote"},
-    "indexer": {"items"},
+    "embedder": {"telemetry", "results", "convert", "remote"},
+    "indexer": {"telemetry", "items"},
 }
 # Packages that build the services (and so may use their internals).
 COMPOSERS = {"app", "cli"}

@@ -22,7 +22,7 @@ import pytest
 from imgsearch.app.serve import stop
 from imgsearch.client import ClientError, ImageSearchClient, IngestItem, PointVectors, transfer
 from imgsearch.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
-from imgsearch.rpc.metrics import IMAGES_EMBEDDED
+from imgsearch.telemetry.metrics import IMAGES_EMBEDDED
 from tests.e2e.conftest import Running, start_server
 
 pytestmark = pytest.mark.slow

@@ -32,7 +32,7 @@ from imgsearch.protogen.imagesearch.v1 import (
     indexer_pb2,
     query_pb2,
 )
-from imgsearch.rpc.metrics import RPC_REQUESTS
+from imgsearch.telemetry.metrics import RPC_REQUESTS
 from tests.e2e.conftest import Stubs, start_server, stubs_for
 
 pytestmark = pytest.mark.slow

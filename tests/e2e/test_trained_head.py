@@ -11,8 +11,8 @@ import pytest
 
 from imgsearch.app.serve import stop
 from imgsearch.cli.main import Environment, main
-from imgsearch.embedder.devise import load_devise_head
 from imgsearch.embedder.images import decode_image
+from imgsearch.embedder.wordspace.devise import load_devise_head
 from imgsearch.errors import FailedPrecondition
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2, indexer_pb2
 from tests.e2e.conftest import start_server, stubs_for

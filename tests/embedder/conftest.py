@@ -17,6 +17,6 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def words(cache):
     """The packaged GloVe 6B 50d."""
-    from imgsearch.embedder.wordvectors import load_word_vectors
+    from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 
     return load_word_vectors(None, cache)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from imgsearch.config.settings import Limits
-from imgsearch.embedder import torch_pickle
-from imgsearch.embedder.cnn import Cnn, checkpoint_path
 from imgsearch.embedder.images import decode_image
-from imgsearch.embedder.torch_pickle import TorchPickleError, load_state_dict
+from imgsearch.embedder.vision import torch_pickle
+from imgsearch.embedder.vision.cnn import Cnn, checkpoint_path
+from imgsearch.embedder.vision.torch_pickle import TorchPickleError, load_state_dict
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -64,7 +64,7 @@ def test_reader_runs_no_code_from_the_pickle(tmp_path):
 
 
 def test_importing_cnn_does_not_import_tensorflow():
-    code = "import sys, imgsearch.embedder.cnn; print('tensorflow' in sys.modules)"
+    code = "import sys, imgsearch.embedder.vision.cnn; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -161,7 +161,7 @@ def test_cache_round_trip_skips_the_checkpoint(cnn, cache_dir, photo_batch, monk
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(torch_pickle, "load_state_dict", no_checkpoint)
-    with caplog.at_level(logging.INFO, logger="imgsearch.embedder.cnn"):
+    with caplog.at_level(logging.INFO, logger="imgsearch.embedder.vision.cnn"):
         again = Cnn.load(cache_dir)
     assert again.source == "cache"
     assert "from cache" in caplog.text
@@ -175,7 +175,7 @@ def test_damaged_cache_is_converted_again(cnn, tmp_path, photo_batch, caplog):
     path = tmp_path / "efficientnet-lite0" / "model-v1.keras"
     path.parent.mkdir()
     path.write_bytes(b"not a keras file")
-    with caplog.at_level(logging.WARNING, logger="imgsearch.embedder.cnn"):
+    with caplog.at_level(logging.WARNING, logger="imgsearch.embedder.vision.cnn"):
         rebuilt = Cnn.load(tmp_path)
     assert rebuilt.source == "checkpoint" and "unreadable" in caplog.text
     _, batch = photo_batch

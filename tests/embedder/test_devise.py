@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgsearch.embedder.devise import (
+from imgsearch.embedder.training import datasets
+from imgsearch.embedder.training.features import cached_features
+from imgsearch.embedder.training.trainer import TrainConfig, train_head
+from imgsearch.embedder.wordspace.devise import (
     DeviseHead,
     class_vectors,
     imagenet_evidence,
     load_devise_head,
     normalise,
 )
-from imgsearch.embedder.head_loading import load_head
-from imgsearch.embedder.heads import ConseHead
-from imgsearch.embedder.training import datasets
-from imgsearch.embedder.training.features import cached_features
-from imgsearch.embedder.training.trainer import TrainConfig, train_head
-from imgsearch.embedder.wordvectors import load_word_vectors
+from imgsearch.embedder.wordspace.head_loading import load_head
+from imgsearch.embedder.wordspace.heads import ConseHead
+from imgsearch.embedder.wordspace.wordvectors import load_word_vectors
 from imgsearch.errors import FailedPrecondition
 
 pytestmark = [

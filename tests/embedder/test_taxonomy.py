@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgsearch.embedder.class_words import WORDNET_DIR, class_names
-from imgsearch.embedder.colours import colour_id, colour_shares
-from imgsearch.embedder.faces import PERSON, FaceDetector
+from imgsearch.embedder.channels.colours import colour_id, colour_shares
+from imgsearch.embedder.channels.faces import PERSON, FaceDetector
+from imgsearch.embedder.channels.taxonomy import Taxonomy, image_classes, with_person
 from imgsearch.embedder.results import ClassScores
-from imgsearch.embedder.taxonomy import Taxonomy, image_classes, with_person
+from imgsearch.embedder.wordspace.class_words import WORDNET_DIR, class_names
 
 pytestmark = pytest.mark.skipif(
     not (WORDNET_DIR / "index.noun").is_file(), reason="wordnet-base not installed"

@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgsearch.embedder.class_words import label_words
-from imgsearch.embedder.cnn_loading import RUNTIMES
-from imgsearch.embedder.devise import class_vectors
 from imgsearch.embedder.training import datasets
 from imgsearch.embedder.training.datasets import load_dataset, load_fashion_mnist, upsample_grey
 from imgsearch.embedder.training.evaluation import evaluate
@@ -24,6 +21,9 @@ from imgsearch.embedder.training.trainer import (
     split_fit_validation,
     train_head,
 )
+from imgsearch.embedder.vision.cnn_loading import RUNTIMES
+from imgsearch.embedder.wordspace.class_words import label_words
+from imgsearch.embedder.wordspace.devise import class_vectors
 from imgsearch.errors import FailedPrecondition, InvalidArgument
 
 needs_fashion = pytest.mark.skipif(

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgsearch.embedder import wordvectors
-from imgsearch.embedder.wordvectors import WordVectors, load_word_vectors, tokenize
+from imgsearch.embedder.wordspace import wordvectors
+from imgsearch.embedder.wordspace.wordvectors import WordVectors, load_word_vectors, tokenize
 from imgsearch.errors import InvalidArgument, NotFound
 
 
@@ -156,7 +156,8 @@ def test_packaged_glove_is_cached_and_read_back_without_pyarrow(tmp_path: Path):
     first = load_word_vectors(None, tmp_path)
     assert len(list((tmp_path / "wordvectors").glob("glove-6b-50d-*.npy"))) == 1
     code = (
-        "import sys; from pathlib import Path; from imgsearch.embedder.wordvectors import load_word_vectors; "
+        "import sys; from pathlib import Path; "
+        "from imgsearch.embedder.wordspace.wordvectors import load_word_vectors; "
         f"wv = load_word_vectors(None, Path({str(tmp_path)!r})); "
         "print(len(wv), wv.source, 'pyarrow' in sys.modules)"
     )

@@ -12,8 +12,8 @@ from imgsearch.embedder.remote import RemoteEmbedder
 from imgsearch.errors import InvalidArgument, Unavailable
 from imgsearch.indexer.admin import PrecomputedPoint, delete, upsert_vectors
 from imgsearch.indexer.ingest import IngestItem, Ingestor, content_id, load_vocabulary
-from imgsearch.vectorstore.base import PayloadFilter
 from imgsearch.vectorstore.edge import EdgeStore
+from imgsearch.vectorstore.types import PayloadFilter
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from imgsearch.indexer.items import IngestItem
 from imgsearch.indexer.reindex import reindex
 from imgsearch.query.search import Page, search_text
 from imgsearch.vectorstore import IMAGES
-from imgsearch.vectorstore.base import CLASSES, SPARSE_VECTORS
 from imgsearch.vectorstore.edge import EdgeStore
+from imgsearch.vectorstore.schema import CLASSES, SPARSE_VECTORS
 
 pytestmark = pytest.mark.slow
 

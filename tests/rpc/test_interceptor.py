@@ -13,9 +13,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgsearch.config import Settings
 from imgsearch.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
-from imgsearch.rpc.logs import JsonFormatter
-from imgsearch.rpc.metrics import RPC_REQUESTS
 from imgsearch.rpc.server import Registration, create_server
+from imgsearch.telemetry.logs import JsonFormatter
+from imgsearch.telemetry.metrics import RPC_REQUESTS
 
 ERRORS = {
     "invalid": InvalidArgument("bad k"),

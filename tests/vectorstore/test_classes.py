@@ -12,10 +12,11 @@ from qdrant_client import QdrantClient
 
 from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, VectorStore
-from imgsearch.vectorstore.base import CLASSES, SPARSE_VECTORS, SparseVector
+from imgsearch.vectorstore.base import SparseVector
 from imgsearch.vectorstore.edge import EdgeStore
 from imgsearch.vectorstore.engine import Branch
 from imgsearch.vectorstore.remote import RemoteStore
+from imgsearch.vectorstore.schema import CLASSES, SPARSE_VECTORS
 
 VIS, SEM, WORD = 16, 8, 8
 

@@ -25,8 +25,8 @@ from imgsearch.errors import InvalidArgument
 from imgsearch.reports.progress import progress_bar
 
 if TYPE_CHECKING:
-    from imgsearch.embedder.cnn_loading import ImageCnn
     from imgsearch.embedder.training.datasets import Dataset
+    from imgsearch.embedder.vision.cnn_loading import ImageCnn
 
 CACHE_VERSION = 1  # bump when preprocessing (e.g. the upsampling) changes
 
@@ -62,8 +62,8 @@ def cached_features(
     The test split is extracted first, so an interrupted first run already allows an `eval`
     of heads that need no training (conse); a later run resumes with what is missing.
     """
-    from imgsearch.embedder.cnn import FEATURE_DIM, NAME, NUM_CLASSES
-    from imgsearch.embedder.cnn_loading import RUNTIMES
+    from imgsearch.embedder.vision.cnn import FEATURE_DIM, NAME, NUM_CLASSES
+    from imgsearch.embedder.vision.cnn_loading import RUNTIMES
 
     name = cnn.name if cnn is not None else NAME
     runtime = cnn.runtime if cnn is not None else runtime
@@ -84,7 +84,7 @@ def cached_features(
     order = np.concatenate([np.flatnonzero(dataset.is_test), np.flatnonzero(~dataset.is_test)])
     todo = order[~done[order]]
     if len(todo) and cnn is None:
-        from imgsearch.embedder.cnn_loading import load_cnn
+        from imgsearch.embedder.vision.cnn_loading import load_cnn
 
         cnn = load_cnn(runtime, Path(cache_dir))
     meta = {"images": n, "cnn": name, "runtime": runtime, "dataset": dataset.key, "complete": False}

@@ -8,7 +8,7 @@ epoch with the lowest validation loss is kept. Held-out classes (`holdout`) neve
 network: neither their images nor their words.
 
 After the network, the way the head turns scores into one vector is calibrated on the validation
-images (see `calibrate` and imgsearch.embedder.devise).
+images (see `calibrate` and imgsearch.embedder.wordspace.devise).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from imgsearch.embedder.devise import (
+from imgsearch.embedder.training.features import Features
+from imgsearch.embedder.wordspace.devise import (
     DeviseHead,
     class_vectors,
     imagenet_evidence,
@@ -29,7 +30,6 @@ from imgsearch.embedder.devise import (
     normalise,
     stacked_scores,
 )
-from imgsearch.embedder.training.features import Features
 from imgsearch.errors import InvalidArgument
 from imgsearch.reports.progress import progress_bar
 
@@ -92,7 +92,7 @@ def split_fit_validation(
 
 
 def _keras() -> Any:
-    from imgsearch.embedder.cnn import _tensorflow
+    from imgsearch.embedder.vision.cnn import _tensorflow
 
     _tensorflow()  # quiet, thread-limited TensorFlow
     import keras
@@ -247,7 +247,7 @@ def train_head(
     }
     head = DeviseHead(fit.weights, meta, all_vecs, None)
     if config.mix != "plain":
-        from imgsearch.embedder.heads import ConseHead
+        from imgsearch.embedder.wordspace.heads import ConseHead
 
         conse_vectors = ConseHead.from_word_vectors(word_vectors).class_vectors
         logits = np.asarray(features.logits)
@@ -341,7 +341,7 @@ def calibrate(
       validation hit@1 (against the network's own hit@1), i.e. how much room held-out words get.
     """
     if conse_vectors is None:
-        from imgsearch.embedder.heads import ConseHead
+        from imgsearch.embedder.wordspace.heads import ConseHead
 
         conse_vectors = ConseHead.from_word_vectors(word_vectors).class_vectors
     head.conse_vectors = np.asarray(conse_vectors, np.float32)

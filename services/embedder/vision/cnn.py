@@ -249,7 +249,7 @@ class Cnn:
                 return cls(model, "cache")
             except Exception as exc:  # a damaged cache is rebuilt, not fatal
                 log.warning("cache %s unreadable (%s); converting again", path, exc)
-        from imgsearch.embedder.torch_pickle import load_state_dict
+        from imgsearch.embedder.vision.torch_pickle import load_state_dict
 
         source = checkpoint_path()
         model = convert(load_state_dict(source))

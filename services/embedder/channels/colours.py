@@ -5,7 +5,7 @@ ImageNet classes say what is in a picture, never its colour, and GloVe's "red" s
 share of the picture's pixels in each basic colour term (Berlin and Kay's eleven; "gray" and
 "violet" as synonyms) is measured in HSV on the 224 x 224 picture the CNN sees. An image keeps the
 colours covering at least MIN_SHARE of it under ids COLOUR_BASE + i; a query word that is a colour
-term asks for its id (imgsearch.embedder.taxonomy), so "red fish" scores the probability of fish
+term asks for its id (imgsearch.embedder.channels.taxonomy), so "red fish" scores the probability of fish
 plus the share of red.
 """
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgsearch.embedder.devise import load_devise_head
-from imgsearch.embedder.heads import ConseHead, SemanticHead
-from imgsearch.embedder.wordvectors import WordVectors
+from imgsearch.embedder.wordspace.devise import load_devise_head
+from imgsearch.embedder.wordspace.heads import ConseHead, SemanticHead
+from imgsearch.embedder.wordspace.wordvectors import WordVectors
 
 
 def load_head(spec: str, word_vectors: WordVectors, cache_dir: Path) -> SemanticHead:

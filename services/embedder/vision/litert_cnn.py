@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from imgsearch.config.cpus import usable_cpus
-from imgsearch.embedder.cnn import FEATURE_DIM, INPUT_SIZE, NAME, NUM_CLASSES, check_input
+from imgsearch.embedder.vision.cnn import FEATURE_DIM, INPUT_SIZE, NAME, NUM_CLASSES, check_input
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ LITERT_VERSION = 1  # bump when the conversion changes
 
 def litert_path(cache_dir: Path, variant: str) -> Path:
     """Where the flatbuffer of `variant` lives in the model cache (beside the Keras model)."""
-    from imgsearch.embedder.cnn import CACHE_VERSION
+    from imgsearch.embedder.vision.cnn import CACHE_VERSION
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown LiteRT variant {variant!r}; choose from {', '.join(VARIANTS)}")
@@ -85,7 +85,7 @@ def _open(model: bytes, threads: int) -> _Slot:
 class LiteRtCnn:
     """The ImageNet CNN on LiteRT: uint8 RGB batches in, (pooled features, class logits) out.
 
-    Same contract as `Cnn` (imgsearch.embedder.cnn), and safe to call from many threads.
+    Same contract as `Cnn` (imgsearch.embedder.vision.cnn), and safe to call from many threads.
     `concurrency` and `batch_size` tell the batcher how to feed it: that many calls at once, a few
     images each (one per invoke, so bigger batches gain nothing and only delay the other workers).
     """
@@ -154,8 +154,8 @@ class LiteRtCnn:
         """Class logits (N, 1000) of pooled features (N, 1280): the final linear layer alone, read
         from the packaged checkpoint (numpy only, 0.05 s), so no TensorFlow is needed."""
         if self._fc is None:
-            from imgsearch.embedder.cnn import checkpoint_path
-            from imgsearch.embedder.torch_pickle import load_state_dict
+            from imgsearch.embedder.vision.cnn import checkpoint_path
+            from imgsearch.embedder.vision.torch_pickle import load_state_dict
 
             state = load_state_dict(checkpoint_path())
             self._fc = (np.ascontiguousarray(state["_fc.weight"].T), state["_fc.bias"].astype(np.float32))

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgsearch.embedder.cnn import INPUT_SIZE, NAME
-from imgsearch.embedder.litert_cnn import LiteRtCnn, litert_path
+from imgsearch.embedder.vision.cnn import INPUT_SIZE, NAME
+from imgsearch.embedder.vision.litert_cnn import LiteRtCnn, litert_path
 
 if TYPE_CHECKING:
-    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.embedder.vision.cnn import Cnn
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def agreement(
 def convert(cnn: Cnn, variant: str, calibration: np.ndarray | None = None) -> bytes:
     """The flatbuffer of `cnn`'s model: float32, or full-integer int8 calibrated on `calibration`
     (uint8 photos, (N, 224, 224, 3); a few dozen real ones suffice)."""
-    from imgsearch.embedder.cnn import _tensorflow
+    from imgsearch.embedder.vision.cnn import _tensorflow
 
     tf = _tensorflow()
     model = cnn.model
@@ -125,8 +125,8 @@ def check(cnn: Cnn, model: bytes, variant: str, pixels: np.ndarray) -> Agreement
 def prepare(cache_dir: Path, variant: str) -> bytes:
     """Converts the (cached) Keras model, checks the result on real photos and caches it; returns
     the flatbuffer, which still serves when the cache cannot be written."""
-    from imgsearch.embedder import sample_photos
-    from imgsearch.embedder.cnn import Cnn
+    from imgsearch.embedder.vision import sample_photos
+    from imgsearch.embedder.vision.cnn import Cnn
 
     cnn = Cnn.load(cache_dir)
     calibration = None

@@ -2,7 +2,7 @@
 
 `conse` needs no training (Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic
 Embeddings", 2014): the probability-weighted mean of the word vectors of the top-T ImageNet classes.
-A trained DeViSE head (imgsearch.embedder.devise) plugs into the same interface.
+A trained DeViSE head (imgsearch.embedder.wordspace.devise) plugs into the same interface.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from imgsearch.embedder.class_words import ClassVectors, build_class_vectors
-from imgsearch.embedder.wordvectors import WordVectors
+from imgsearch.embedder.wordspace.class_words import ClassVectors, build_class_vectors
+from imgsearch.embedder.wordspace.wordvectors import WordVectors
 
 log = logging.getLogger(__name__)
 

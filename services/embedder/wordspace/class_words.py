@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.embedder.wordvectors import WordVectors, tokenize
+from imgsearch.embedder.wordspace.wordvectors import WordVectors, tokenize
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ ImageNet-1k has no class for a person (its few, 'groom', 'scuba diver', 'basebal
 guesses on portraits), so "woman", "man" or "people" found nothing by the taxonomic channel. OpenCV's
 wheels ship trained Haar cascades; the frontal-face one (`haarcascade_frontalface_alt2.xml`) runs on
 the 224x224 picture the CNN sees. A found face puts PERSON = 1.0 into the image's sparse `classes`
-vector, and a query word whose first WordNet sense is a person or people (imgsearch.embedder.taxonomy)
+vector, and a query word whose first WordNet sense is a person or people
+(imgsearch.embedder.channels.taxonomy)
 asks for PERSON. On the quality benchmark's 44 photos the cascade found both portraits and nothing
 else (the 'default' cascade also fired on a cat, coins and a fish; benchmarks/README.md).
 """

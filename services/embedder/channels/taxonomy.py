@@ -4,15 +4,15 @@ An image's sparse vector holds its top ImageNet class probabilities (`image_clas
 becomes a sparse vector over every ImageNet class at or below any of its WordNet noun senses
 ("dog" -> the 118 dog breeds, "fish" -> goldfish, rock beauty, ..., "bear" -> brown, black, ice
 bear): the dot product of the two is the probability the CNN gives to what the word names. WordNet
-3.0 comes from Debian's wordnet-base (read by imgsearch.embedder.class_words); a word with no such
+3.0 comes from Debian's wordnet-base (read by imgsearch.embedder.wordspace.class_words); a word with no such
 classes ("ocean", "street") gives an empty vector and the semantic channel alone ranks for it.
 All senses of a word count (a trial on 45 photos found that better than the first one or two).
 
-Colours: a colour term ("red", "black") asks for its entry of imgsearch.embedder.colours, the share
+Colours: a colour term ("red", "black") asks for its entry of imgsearch.embedder.channels.colours, the share
 of the picture in that colour.
 
 People: a word whose first noun sense is a person or people ("woman", "astronaut", "people") also
-asks for imgsearch.embedder.faces.PERSON, which a face detector puts into an image's vector. Only
+asks for imgsearch.embedder.channels.faces.PERSON, which a face detector puts into an image's vector. Only
 the first sense counts there (most nouns have a slang sense for a person: "cat", "dog", "bear"), and
 only for a word that names no ImageNet class ("controller" is first an accountant, then a joystick).
 """
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.embedder.class_words import WORDNET_DIR, WordNet, wordnet_ids
-from imgsearch.embedder.colours import colour_id
-from imgsearch.embedder.faces import PERSON
+from imgsearch.embedder.channels.colours import colour_id
+from imgsearch.embedder.channels.faces import PERSON
 from imgsearch.embedder.results import ClassScores
+from imgsearch.embedder.wordspace.class_words import WORDNET_DIR, WordNet, wordnet_ids
 
 log = logging.getLogger(__name__)
 

@@ -41,12 +41,12 @@ class ImageCnn(Protocol):
 def load_cnn(runtime: str, cache_dir: Path) -> ImageCnn:
     """The CNN on `runtime`, from the cache; converting (and caching) first when it is missing."""
     if runtime == "keras":
-        from imgsearch.embedder.cnn import Cnn
+        from imgsearch.embedder.vision.cnn import Cnn
 
         return Cnn.load(cache_dir)
     if runtime not in _VARIANTS:
         raise ValueError(f"unknown CNN runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    from imgsearch.embedder.litert_cnn import LiteRtCnn, litert_path
+    from imgsearch.embedder.vision.litert_cnn import LiteRtCnn, litert_path
 
     variant = _VARIANTS[runtime]
     path = litert_path(cache_dir, variant)
@@ -57,6 +57,6 @@ def load_cnn(runtime: str, cache_dir: Path) -> ImageCnn:
             return cnn
         except (ValueError, RuntimeError) as exc:  # a damaged cache is converted again, not fatal
             log.warning("LiteRT model %s unreadable (%s); converting again", path, exc)
-    from imgsearch.embedder.litert_convert import prepare
+    from imgsearch.embedder.vision.litert_convert import prepare
 
     return LiteRtCnn(prepare(cache_dir, variant), variant, source="converted")

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch.embedder.class_words import label_words
-from imgsearch.embedder.heads import ConseHead
+from imgsearch.embedder.wordspace.class_words import label_words
+from imgsearch.embedder.wordspace.heads import ConseHead
 from imgsearch.errors import FailedPrecondition, InvalidArgument
 
 FORMAT = "imgsearch-devise-head"

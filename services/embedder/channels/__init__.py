@@ -1,0 +1,2 @@
+"""Channels beside the CNN vectors: ImageNet classes with their WordNet ancestors (taxonomy), faces
+(people) and colour shares."""
