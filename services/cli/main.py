@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 
@@ -27,7 +27,7 @@ from imgsearch.config import Settings
 __all__ = ["Environment", "ExitStatus", "build_parser", "main"]
 
 # Flag dest -> Settings field (and how to convert it); a flag left unset keeps the environment's value.
-SETTINGS_FLAGS: dict[str, tuple[str, Callable[[object], object]]] = {
+SETTINGS_FLAGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "addr": ("addr", str),
     "indexer_addr": ("indexer_addr", str),
     "token": ("token", str),
@@ -64,7 +64,7 @@ def package_version() -> str:
 
 def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     """Settings with every flag the user gave replacing the environment's value."""
-    changes = {}
+    changes: dict[str, Any] = {}
     for dest, (name, convert) in SETTINGS_FLAGS.items():
         value = getattr(args, dest, None)
         if value is not None:

@@ -228,7 +228,7 @@ class Gallery:
         if uri not in self._thumbs:
             path = uri_to_path(uri)
             allowed = path is not None and under_roots(path, self.local_roots)
-            self._thumbs[uri] = thumbnail_data_uri(path, self.thumb_size) if allowed else None
+            self._thumbs[uri] = thumbnail_data_uri(path, self.thumb_size) if path and allowed else None
         return self._thumbs[uri]
 
     def _query(self, query_image: Path | None) -> tuple[str | None, str]:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Settings:
         """Reads IMGSEARCH_* (and QDRANT_URL) from `env` (default: the process environment); a
         variable that is unset or empty keeps the field's default above (written once, there)."""
         e = os.environ if env is None else env
-        values: dict[str, object] = {"cache_dir": Path(e.get("IMGSEARCH_CACHE") or _cache_from(e))}
+        values: dict[str, Any] = {"cache_dir": Path(e.get("IMGSEARCH_CACHE") or _cache_from(e))}
         for name, (variable, parse) in _ENVIRONMENT.items():
             raw = e.get(variable)
             if raw not in (None, ""):

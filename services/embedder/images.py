@@ -60,7 +60,7 @@ def decode_image(data: bytes, limits: Limits, size: int = 224, keep_picture: boo
         )
     _let_limits_rule_pillow_guard(limits)
     try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        img: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
         width, height = img.size
         jpeg = img.format in ("JPEG", "MPO")  # MPO: phone/camera JPEGs with extra pictures
         _check_pixels(width, height, jpeg, limits)  # from the header, before any decoding

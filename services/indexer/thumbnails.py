@@ -33,7 +33,7 @@ def make_thumbnail(data: bytes, side: int = SIDE, quality: int = QUALITY) -> byt
     from PIL import Image, ImageOps
 
     try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        img: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
         if img.format in ("JPEG", "MPO"):
             img.draft("RGB", (side, side))
         img = ImageOps.exif_transpose(img)

@@ -58,7 +58,7 @@ def resolve_target(addresses: str | Sequence[str]) -> str:
         host, _, port = item.rpartition(":")
         host = host.strip("[]")
         info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
-        ip = info[0][4][0]
+        ip = str(info[0][4][0])
         resolved.append(f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}")
     if any(r.startswith("[") for r in resolved):
         return "ipv6:" + ",".join(resolved)

@@ -57,7 +57,7 @@ def colour_shares(pixels: np.ndarray) -> list[dict[int, float]]:
     masks["brown"] = brownish
     out = []
     for i in range(len(pixels)):
-        shares = {colour_id(name): float(mask[i].mean()) for name, mask in masks.items()}
+        shares = {COLOUR_BASE + COLOURS.index(name): float(mask[i].mean()) for name, mask in masks.items()}
         out.append({k: v for k, v in shares.items() if v >= MIN_SHARE})
     return out
 

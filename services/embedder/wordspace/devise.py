@@ -194,7 +194,7 @@ class DeviseHead:
         meta = dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub reads ** as allow_pickle
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-head-")
         with os.fdopen(fd, "wb") as f:

@@ -33,7 +33,11 @@ class SemanticHead(Protocol):
     """Image -> word space. features (N, 1280) raw pooled CNN features, logits (N, 1000)."""
 
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """The word space's dimension."""
+        ...
 
     def embed(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """(N, dim) L2-normalised vectors in the word-vector space."""

@@ -277,8 +277,10 @@ def read_glove_text(path: Path) -> tuple[list[str], np.ndarray]:
             f"GloVe file {path}: {bad + spaced} of {bad + len(words)} lines do not have one word and "
             f"{dim} numbers; dimensions are not consistent"
         )
-    seen: set[str] = set()
-    keep = [i for i, w in enumerate(words) if not (w in seen or seen.add(w))]  # first of duplicates
+    first: dict[str, int] = {}
+    for i, w in enumerate(words):
+        first.setdefault(w, i)
+    keep = sorted(first.values())  # the first of duplicates
     if len(keep) < len(words):
         words = [words[i] for i in keep]
         vectors = vectors[keep]
