@@ -63,9 +63,10 @@ class Settings:
     hnsw_m: int = 16  # HNSW graph links per point
     hnsw_ef_construct: int = 100  # HNSW build-time beam
     max_segment_mb: int | None = None  # largest segment the optimizer builds; unset = the engine's
-    # Points that may wait unindexed while writes keep coming (embedded store); 0 = index only
-    # once writes pause, Qdrant's advice for bulk loads (vectorstore/optimizer.py).
-    optimize_max_pending: int = 100_000
+    # Points that may wait unindexed while writes keep coming (embedded store); 0 (the default) =
+    # index once writes pause, Qdrant's advice for bulk loads: an optimize during a load holds the
+    # load's writes and rebuilds what it indexed before (vectorstore/optimizer.py).
+    optimize_max_pending: int = 0
     embedder: str | None = None  # address(es) of remote embedders; unset = in-process when served together
     glove: str | None = None  # a GloVe text file; unset = the packaged GloVe 6B 50d
     head: str = "conse"  # "conse" or the path of a trained DeViSE head

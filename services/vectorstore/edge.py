@@ -96,7 +96,7 @@ class EdgeStore(VectorStore):
         min_free_bytes: int = 0,
         storage: StorageOptions | None = None,
         optimize_quiet_seconds: float = 3.0,
-        optimize_max_pending: int = 100_000,
+        optimize_max_pending: int = 0,
     ):
         """
         hnsw_ef: search breadth (None = Qdrant's default); raise it for recall, lower it for speed.

@@ -106,8 +106,8 @@ def test_storage_settings_come_from_the_environment(tmp_path):
     assert config["hnsw_config"]["m"] == 24 and config["optimizers"]["max_segment_size"] == 512 * 1024
     defaults = Settings.from_env({})
     assert (defaults.vectors_on_disk, defaults.payload_on_disk, defaults.hnsw_m) == (True, True, 16)
-    assert defaults.optimize_max_pending == 100_000
-    assert Settings.from_env({"IMGSEARCH_OPTIMIZE_MAX_PENDING": "0"}).optimize_max_pending == 0
+    assert defaults.optimize_max_pending == 0
+    assert Settings.from_env({"IMGSEARCH_OPTIMIZE_MAX_PENDING": "50000"}).optimize_max_pending == 50_000
 
 
 @pytest.mark.parametrize(
