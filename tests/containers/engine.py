@@ -62,12 +62,20 @@ def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> su
         [DOCKER_CLI, *args], env=engine_env(), capture_output=True, text=True, timeout=timeout, **kwargs
     )
     if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args[:3])} ... failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"docker {' '.join(args[:3])} ... failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        )
     return done
 
 
-def compose(project: str, files: Sequence[str], *args: str, env: dict[str, str] | None = None, check: bool = True,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+def compose(
+    project: str,
+    files: Sequence[str],
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
     """Docker Compose v2 (installed by the engine script) over deploy/'s files."""
     cmd = [COMPOSE, "-p", project]
     for f in files:

@@ -14,7 +14,11 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 def indexer(addr: str) -> tuple[grpc.Channel, indexer_pb2_grpc.IndexerStub]:
     channel = grpc.insecure_channel(
-        addr, options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+        addr,
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ],
     )
     return channel, indexer_pb2_grpc.IndexerStub(channel)
 
@@ -29,7 +33,9 @@ def photo_requests(
         for name, path in sorted(photos.items()):
             if on_each:
                 on_each(i)
-            yield indexer_pb2.IngestRequest(image=path.read_bytes() + b"\0" * copy, uri=f"{path}#{copy}", label=name)
+            yield indexer_pb2.IngestRequest(
+                image=path.read_bytes() + b"\0" * copy, uri=f"{path}#{copy}", label=name
+            )
             i += 1
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.containers import engine, streams
 from tests.containers.conftest import record
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # From `docker run` to SERVING on a fresh volume: the first start also loads the 50,000-word
 # vocabulary into the store (48 s of the 62 s measured on 2 busy cores; 17 s on a quiet machine).
