@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system protos devpath demo test test-fast lint typecheck format bench checks clean
+.PHONY: setup system protos devpath demo test test-fast test-containers engine lint typecheck format bench checks clean
 
 setup: $(STAMP) protos devpath
 
@@ -44,6 +44,16 @@ test: setup system
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The container engine of tests/containers (root: Debian's docker.io, a dockerd on its own socket,
+# the local Debian base image, Docker Compose v2); `make test` runs those tests when it answers
+# and skips them with the reason otherwise.
+engine:
+	@bash scripts/container-engine.sh
+
+# Only the container tests: build the images from this checkout and run them.
+test-containers: setup engine
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m containers tests/containers
 
 lint: typecheck
 	$(BIN)/ruff format --check services tests benchmarks

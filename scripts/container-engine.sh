@@ -12,6 +12,7 @@
 # when the engine cannot start (the tests then skip with that reason, read from $REASON_FILE).
 #   sudo scripts/container-engine.sh          # prepare and start
 #   sudo scripts/container-engine.sh stop     # stop the dockerd it started (the data root stays)
+#   scripts/container-engine.sh status        # exit 0 when the engine answers
 set -euo pipefail
 
 SOCK=${IMGSEARCH_DOCKER_SOCK:-/run/imgsearch-docker.sock}
@@ -34,6 +35,12 @@ fail() {
 }
 
 docker_up() { [ -S "$SOCK" ] && "$DOCKER" info > /dev/null 2>&1; }
+
+if [ "${1:-}" = status ]; then
+    docker_up && echo "container engine: dockerd answers on $SOCK" && exit 0
+    echo "container engine: no dockerd answers on $SOCK"
+    exit 1
+fi
 
 if [ "${1:-}" = stop ]; then
     if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
