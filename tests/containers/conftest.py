@@ -30,6 +30,7 @@ def container_engine() -> Iterator[None]:
     engine.cleanup()
     yield
     engine.cleanup()
+    engine.prune()
 
 
 @pytest.fixture(scope="session")

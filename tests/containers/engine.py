@@ -239,6 +239,13 @@ def cleanup() -> None:
         docker("volume", "rm", "-f", *vols, check=False)
 
 
+def prune() -> None:
+    """Drops the images earlier builds left untagged and caps the build cache (the layers of the
+    current build stay, so the next run is warm)."""
+    docker("image", "prune", "-f", check=False)
+    docker("builder", "prune", "-f", "--keep-storage", "12GB", check=False)
+
+
 def new_volume(name: str) -> str:
     docker("volume", "create", "--label", LABEL, name)
     return name
