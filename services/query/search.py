@@ -17,10 +17,10 @@ from imgsearch.errors import (
     ServiceError,
 )
 from imgsearch.query import syntax
-from imgsearch.vectorstore import lexical
+from imgsearch.vectorstore import checks, lexical
 from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.checks import check_k
-from imgsearch.vectorstore.engine import Branch
+from imgsearch.vectorstore.plan import Branch
 from imgsearch.vectorstore.schema import CLASSES, SEMANTIC, VISUAL
 from imgsearch.vectorstore.types import Hit, PayloadFilter
 
@@ -76,13 +76,8 @@ class TextSearch:
 
 
 def check_page(page: Page, limits: Limits) -> int:
-    """The number of results to return; InvalidArgument unless 0 <= offset and offset + k <= max_k."""
-    k = check_k(page.k or DEFAULT_K, limits.max_k)
-    if page.offset < 0:
-        raise InvalidArgument(f"offset must not be negative, got {page.offset}")
-    if page.offset + k > limits.max_k:
-        raise InvalidArgument(f"offset + k must be at most {limits.max_k}, got {page.offset} + {k}")
-    return k
+    """The number of results to return (the store's one page check, with the service's max_k)."""
+    return checks.check_page(page.k or DEFAULT_K, page.offset, page.min_score, limits.max_k)
 
 
 def _search(store: VectorStore, vector, using, flt, page: Page, limits: Limits, negatives=()) -> list[Hit]:
@@ -189,7 +184,7 @@ def plan(found: _Parts) -> tuple[Branch, tuple[Branch, ...]]:
     Words rank by the semantic vector, images by the visual one (what `similar` uses); weights mix
     the words into one vector and the images into another. With both, the engine fuses the two
     rankings by reciprocal rank fusion (equal weights: the engine's weighted RRF flattens a heavier
-    ranking's top rather than favouring it, see vectorstore.engine.RRF_K): on the real photos that
+    ranking's top rather than favouring it, see vectorstore.plan.RRF_K): on the real photos that
     beat one mixed semantic vector (benchmarks/query_language_bench.py, part c). Negative parts go
     to the engine's recommend query
     (best-score strategy) of their ranking: images nearer a negative than the query rank last;

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,14 +25,24 @@ from imgsearch.vectorstore import payloads
 from imgsearch.vectorstore.checks import (
     as_vector,
     check_k,
+    check_page,
     check_point_id,
     check_sparse,
     word_matrix,
 )
-from imgsearch.vectorstore.engine import Bonus, Branch, Match, Page, Ranking, Row, SparseVector
+from imgsearch.vectorstore.engine import Match, Page, Row, SparseVector
 from imgsearch.vectorstore.filters import in_namespace, match_of
 from imgsearch.vectorstore.lexical import TEXT, document_vector, image_text
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
+from imgsearch.vectorstore.plan import (
+    FUSION_CANDIDATES,
+    LEXICAL_WEIGHT,
+    MMR_CANDIDATES,
+    SCORE_SLACK,
+    Bonus,
+    Branch,
+    Ranking,
+)
 from imgsearch.vectorstore.records import image_from_record, record_to_point
 from imgsearch.vectorstore.schema import (
     CLASSES,
@@ -45,19 +54,6 @@ from imgsearch.vectorstore.schema import (
 )
 from imgsearch.vectorstore.types import CollectionDims, Hit, ImagePoint, PayloadFilter
 
-# The share of the gap to 1 a saturated lexical match closes in a hybrid search's score (see
-# engine.Ranking.lexical), 0 to 1: 1 lets a caption word lift an image the CNN hesitates on above
-# the semantic ranking's best, as a user who typed the caption's word expects.
-LEXICAL_WEIGHT = 1.0
-
-# Candidates the engine's MMR picks diverse results from (at least; 4 x offset + k when larger).
-MMR_CANDIDATES = 40
-# Candidates each ranking of a fused query hands to the fusion (at least; 2 x offset + k when larger):
-# at 100,000 images a fused query of two rankings took 32 ms at 100 candidates, 11 ms at 40 and
-# about 4x a plain search at 20 on the loaded 2-core machine (benchmarks/query_language_bench.py).
-FUSION_CANDIDATES = 20
-# How far below `min_score` the engine is asked to go before the exact cut (see search_images).
-SCORE_SLACK = 0.01
 # `_meta_kv` values a metadata facet reads before keeping those of its key.
 FACET_TOKENS = 10_000
 
@@ -389,10 +385,7 @@ class VectorStore(ABC):
         dims = self._dims_of(IMAGES)
         if using not in (VISUAL, SEMANTIC):
             raise InvalidArgument(f"unknown vector {using!r}; use 'visual' or 'semantic'")
-        if offset < 0:
-            raise InvalidArgument(f"offset must not be negative, got {offset}")
-        if min_score is not None and not math.isfinite(min_score):
-            raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+        k = check_page(k, offset, min_score)
         if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
             raise InvalidArgument(f"the diversity lambda must be between 0 and 1, got {mmr_lambda}")
         if fused and mmr_lambda is not None:
@@ -439,7 +432,7 @@ class VectorStore(ABC):
             bonus=bonus,
             lexical=lexical_bonus,
         )
-        scored = self._scoped_query(ranking, using, check_k(k), match_of(flt), namespace)
+        scored = self._scoped_query(ranking, using, k, match_of(flt), namespace)
         return [
             Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
             for p in scored
@@ -466,15 +459,12 @@ class VectorStore(ABC):
                 "this images collection has no lexical (text) index: it was made before it; "
                 "`imgsearch reindex` rebuilds it with one"
             )
-        if offset < 0:
-            raise InvalidArgument(f"offset must not be negative, got {offset}")
-        if min_score is not None and not math.isfinite(min_score):
-            raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+        k = check_page(k, offset, min_score)
         vector = check_sparse(vector)
         if not vector:
             return []
         ranking = Ranking(vector=vector, offset=offset, min_score=min_score)  # type: ignore[arg-type]
-        scored = self._scoped_query(ranking, TEXT, check_k(k), match_of(flt), namespace)
+        scored = self._scoped_query(ranking, TEXT, k, match_of(flt), namespace)
         return [
             Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
             for p in scored

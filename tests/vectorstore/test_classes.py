@@ -14,7 +14,7 @@ from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, VectorStore
 from imgsearch.vectorstore.base import SparseVector
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import Branch
+from imgsearch.vectorstore.plan import Branch
 from imgsearch.vectorstore.remote import RemoteStore
 from imgsearch.vectorstore.schema import CLASSES, SPARSE_VECTORS
 

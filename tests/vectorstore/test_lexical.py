@@ -13,10 +13,10 @@ from qdrant_client import QdrantClient
 
 from imgsearch.errors import FailedPrecondition
 from imgsearch.vectorstore import SEMANTIC, ImagePoint, PayloadFilter, VectorStore
-from imgsearch.vectorstore.base import LEXICAL_WEIGHT
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import LEXICAL_HALF, Branch, SparseVector
+from imgsearch.vectorstore.engine import SparseVector
 from imgsearch.vectorstore.lexical import AVG_TOKENS, K1, B, document_vector, query_vector, token_id, tokens
+from imgsearch.vectorstore.plan import LEXICAL_HALF, LEXICAL_WEIGHT, Branch
 from imgsearch.vectorstore.remote import RemoteStore
 from imgsearch.vectorstore.schema import CLASSES, IMAGES, SPARSE_VECTORS
 

@@ -12,9 +12,8 @@ from qdrant_client import QdrantClient
 
 from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import SEMANTIC, VISUAL, ImagePoint, PayloadFilter, VectorStore
-from imgsearch.vectorstore.base import FUSION_CANDIDATES
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import RRF_K, Branch
+from imgsearch.vectorstore.plan import FUSION_CANDIDATES, RRF_K, Branch
 from imgsearch.vectorstore.remote import RemoteStore
 
 VIS, SEM = 16, 8
