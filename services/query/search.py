@@ -20,7 +20,7 @@ from imgsearch.query import syntax
 from imgsearch.vectorstore import checks, lexical
 from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.checks import check_k
-from imgsearch.vectorstore.plan import Branch
+from imgsearch.vectorstore.plan import MATCH_THRESHOLD, Branch
 from imgsearch.vectorstore.schema import CLASSES, SEMANTIC, VISUAL
 from imgsearch.vectorstore.types import Hit, PayloadFilter
 
@@ -73,6 +73,16 @@ class TextSearch:
     hits: list[Hit]
     unknown_terms: list[str]
     ignored_terms: list[str]
+
+    @property
+    def match_count(self) -> int:
+        return match_count(self.hits)
+
+
+def match_count(hits: list[Hit]) -> int:
+    """How many of the hits are matches: relevance at or above the threshold (vectorstore.plan
+    MATCH_THRESHOLD, chosen on the quality benchmark). Hits come best first, so these lead."""
+    return sum(1 for h in hits if h.score >= MATCH_THRESHOLD)
 
 
 def check_page(page: Page, limits: Limits) -> int:
@@ -254,7 +264,10 @@ def search_text(
         if mode == "hybrid" and words and not parts and page.mmr_lambda is None and store.has_text():
             # words the embedder lacks (names, codes) may still be in the images' text
             by_text = _search_lexical(store, words, parts, page, k, flt, parsed, found.unknown)
-            if by_text.hits:
+            if by_text.hits or (  # found, only all below min_score: no results, the words are known
+                page.min_score is not None
+                and _search_lexical(store, words, parts, replace(page, min_score=None), k, flt, parsed).hits
+            ):
                 return by_text
         raise NotFound(f"no known word in the query; unknown words: {', '.join(found.unknown)}")
     first, fused = plan(found)
@@ -315,8 +328,9 @@ def taxonomic_branches(classes: list, weight: float = CLASSES_WEIGHT) -> tuple[B
     """The taxonomic channel of a words-only query: the ImageNet classes (and a face, colours) its
     positive words name, weighted as the words. The store scores an image (similarity + `weight` x
     evidence) / (1 + `weight`), the evidence being the image's entries dotted with these; scaled so
-    that evidence is at most 1 (an image's entries of one kind sum to at most 1), scores stay within
-    [-1, 1]. None when no word names anything (benchmarks/quality_bench.py measures the channels)."""
+    that evidence is at most 1 (an image's entries of one kind sum to at most 1), raw scores stay
+    within [-1, 1] (before the relevance scale, vectorstore.plan). None when no word names anything
+    (benchmarks/quality_bench.py measures the channels)."""
     total: dict[int, float] = {}
     for scores, w in classes:
         if w <= 0:

@@ -301,7 +301,7 @@ class EdgeStore(VectorStore):
             offset=page.offset,
             limit=page.limit,
             filter=_filter(page.match),
-            with_payload=page.with_payload,
+            with_payload=_payload_paths(page.with_payload),
             with_vector=page.with_vector,
         )
         return self._call(name, lambda shard: shard.scroll(request))
@@ -453,8 +453,6 @@ def _expression(x: plan.Expr) -> Any:
         return e.Sum([_expression(t) for t in x.terms])
     if isinstance(x, plan.Product):
         return e.Mult([_expression(t) for t in x.factors])
-    if isinstance(x, plan.Ratio):
-        return e.Div(_expression(x.left), _expression(x.right), 0.0)
     if isinstance(x, plan.Negated):
         return e.Neg(_expression(x.term))
     return e.Constant(float(x))
@@ -465,6 +463,13 @@ def _sparse_params(vname: str) -> qe.EdgeSparseVectorParams:
     if vname in IDF_VECTORS:
         return qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
     return qe.EdgeSparseVectorParams()
+
+
+def _payload_paths(with_payload: bool | tuple[str, ...]) -> Any:
+    """A Page's payload choice as Edge takes it: a flag, or a selector of the paths."""
+    if isinstance(with_payload, tuple):
+        return qe.PayloadSelector.Include(list(with_payload))
+    return with_payload
 
 
 def _filter(match: Match | None) -> qe.Filter | None:

@@ -36,12 +36,12 @@ class SparseVector:
 
 class Page(NamedTuple):
     """One scroll request: up to `limit` records from `offset` (None: the first) in id order,
-    matching `match`, with or without payloads and vectors."""
+    matching `match`, with or without payloads (or with these payload paths only) and vectors."""
 
     limit: int
     offset: Any
     match: Match | None
-    with_payload: bool = True
+    with_payload: bool | tuple[str, ...] = True
     with_vector: bool = True
 
 

@@ -14,15 +14,12 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from imgsearch.vectorstore.engine import SparseVector
+from imgsearch.vectorstore.schema import VISUAL
 
 # The share of the gap to 1 a saturated lexical match closes in a hybrid search's score (see
 # Ranking.lexical), 0 to 1: 1 lets a caption word lift an image the CNN hesitates on above the
 # semantic ranking's best, as a user who typed the caption's word expects.
 LEXICAL_WEIGHT = 1.0
-# The BM25 score at which a lexical match adds half its weight to a hybrid score: a word in one
-# image of a thousand scores about 6.5 (adds 0.76 of the weight), a label one image in ten carries
-# about 2.3 (0.53). Not tuned beyond that.
-LEXICAL_HALF = 2.0
 # Candidates the engine's MMR picks diverse results from (at least; 4 x offset + k when larger).
 MMR_CANDIDATES = 40
 # Candidates each ranking of a fused query hands to the fusion (at least; 2 x offset + k when larger):
@@ -36,6 +33,70 @@ SCORE_SLACK = 0.01
 # A heavier weight flattens its ranking's top (its first w ranks score almost alike), so the other
 # rankings order those points: a weight says how many of a ranking's top points count as its best.
 RRF_K = 60
+
+
+# -- what a score means ----------------------------------------------------------------------------
+#
+# Every image search returns a relevance in [0, 1], whatever its mode or channels: 0 no relation, 1
+# the best match there can be, and 0.5 the match threshold (MATCH_THRESHOLD): the score from which
+# on a result counts as a match (`match_count`), set on the quality benchmark's judged queries where
+# counting the results above it as matches agrees best with the judgements (highest F1;
+# benchmarks/relevance_scale.py). Each kind of raw engine score reaches that scale by one monotone
+# map (a Scale), so an order never changes and `min_score` cuts on relevance (the engine is asked
+# for the raw floor it maps from).
+MATCH_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A monotone map from raw engine scores onto relevance in [0, 1]: linear from (`low`, 0) to
+    (`threshold`, 0.5) and on to (`high`, 1), clipped outside."""
+
+    threshold: float
+    low: float = -1.0
+    high: float = 1.0
+
+    def relevance(self, raw: float) -> float:
+        if raw <= self.threshold:
+            return max(0.0, 0.5 * (raw - self.low) / (self.threshold - self.low))
+        return min(1.0, 0.5 + 0.5 * (raw - self.threshold) / (self.high - self.threshold))
+
+    def raw(self, relevance: float) -> float | None:
+        """The raw score that maps to `relevance` (the engine's floor for a min_score); None for a
+        relevance of 0 or below, which every score reaches."""
+        if relevance <= 0:
+            return None
+        if relevance <= 0.5:
+            return self.low + 2 * relevance * (self.threshold - self.low)
+        return self.threshold + (2 * relevance - 1) * (self.high - self.threshold)
+
+
+# Text searches (semantic similarity, with the taxonomic bonus and the lexical lift: raw in [-1, 1]):
+# the threshold raw 0.57 has the best F1 on the quality benchmark (50 queries x 44 photos: precision
+# 0.59, recall 0.64, 2.46 matches a query for 2.28 judged relevant; without a cutoff every query
+# returned all 44; 12 queries keep no match, docs/scores.md). A result there is not yet as likely
+# relevant as not: a logistic regression of the judgements puts that at 0.68, where half the
+# queries would keep no match.
+TEXT_SCALE = Scale(threshold=0.57)
+# Look-alikes (visual cosine): the same on the benchmark's photo pairs judged relevant to one same
+# word query (the two dog photos, the five fish, ...): threshold cosine 0.33 (F1 0.29, precision 0.38,
+# recall 0.23: the CNN features' look-alikes are weak, issue 21.2). A change of the visual features
+# (reindex) needs it measured again.
+VISUAL_SCALE = Scale(threshold=0.33)
+# Lexical search: the mean BM25 saturation of the query's words is already in [0, 1) (lexical.py):
+# a word once in a one-word label scores 0.71, in a label and caption of six tokens 0.51, of eight
+# 0.45; one of two words half that.
+LEXICAL_SCALE = Scale(threshold=0.5, low=0.0)
+# Words (similar words, the tail of tags): the cosine similarity, a negative one as 0.
+WORD_SCALE = Scale(threshold=0.5, low=0.0)
+
+
+def fused_scale(weights: tuple[float, ...]) -> Scale:
+    """Fused rankings: the RRF score over the best one there can be (first in every ranking), so 1
+    is first everywhere and 0.5 about first in rankings holding half the weight, or some twenty
+    places down in all of them."""
+    top = sum(1.0 / (RRF_K - 1 + 1.0 / w) for w in weights)
+    return Scale(threshold=top / 2, low=0.0, high=top)
 
 
 # -- what a caller asks for ------------------------------------------------------------------------
@@ -84,10 +145,10 @@ class Ranking:
     # `candidates` best of each; a point missing from one of the two counts 0 there.
     bonus: Bonus | None = None
     # The lexical channel (hybrid search): with `lexical`, a point's score s above becomes
-    # s + lexical.weight x sat x (1 - s), sat = bm25 / (bm25 + LEXICAL_HALF) and bm25 its score by the
-    # sparse vector lexical.using, over the `candidates` best of each: a match lifts s toward 1 (by
-    # the share sat of the gap), never past it, and s stays as it was without one. Fused rankings
-    # take it as one more ranking instead.
+    # s + lexical.weight x bm25 x (1 - s), bm25 its score by the sparse vector lexical.using (the
+    # mean BM25 saturation of the query's words, in [0, 1): vectorstore/lexical.py), over the
+    # `candidates` best of each: a match lifts s toward 1 (by the share bm25 of the gap), never past
+    # it, and s stays as it was without one. Fused rankings take it as one more ranking instead.
     lexical: Bonus | None = None
 
 
@@ -122,7 +183,7 @@ class Candidates:
 
 
 # A score formula over the prefetches' scores: Score(i) is prefetch i's score (0 where it lacks the
-# point), floats are constants; Ratio is 0 where its divisor is.
+# point), floats are constants.
 class Score(NamedTuple):
     index: int
 
@@ -135,16 +196,11 @@ class Product(NamedTuple):
     factors: tuple[Expr, ...]
 
 
-class Ratio(NamedTuple):
-    left: Expr
-    right: Expr
-
-
 class Negated(NamedTuple):
     term: Expr
 
 
-Expr = Union[Score, Sum, Product, Ratio, Negated, float]  # noqa: UP007 - a runtime alias
+Expr = Union[Score, Sum, Product, Negated, float]  # noqa: UP007 - a runtime alias
 
 
 @dataclass(frozen=True)
@@ -203,10 +259,9 @@ def build(ranking: Ranking, using: str | None, limit: int) -> Plan:
         if lexical is not None:
             bm25 = Score(len(prefetches))
             prefetches.append(Candidates(Nearest(lexical.vector, lexical.using), n))
-            saturated = Ratio(bm25, Sum((bm25, LEXICAL_HALF)))
-            # score + weight x saturated x (1 - score): lifted toward 1, never past it
+            # score + weight x bm25 x (1 - score): lifted toward 1, never past it
             gap = Sum((1.0, Negated(formula)))
-            formula = Sum((formula, Product((lexical.weight, saturated, gap))))
+            formula = Sum((formula, Product((lexical.weight, bm25, gap))))
         query = Formula(formula)
     elif ranking.fused:
         branches = [Nearest(ranking.vector, using, ranking.negatives)]
@@ -222,3 +277,13 @@ def build(ranking: Ranking, using: str | None, limit: int) -> Plan:
             prefetches.append(Candidates(first, n, threshold=0.0))
         query = Diverse(ranking.vector, using, ranking.mmr_lambda, n)
     return Plan(query, tuple(prefetches), limit, ranking.offset, ranking.min_score, using)
+
+
+def scale_of(ranking: Ranking, using: str | None) -> Scale:
+    """How the raw scores of `ranking` over the vector `using` map onto relevance."""
+    if ranking.fused:
+        extra = (1.0,) if ranking.lexical is not None else ()
+        return fused_scale((ranking.weight, *(b.weight for b in ranking.fused), *extra))
+    if isinstance(ranking.vector, SparseVector):
+        return LEXICAL_SCALE
+    return VISUAL_SCALE if using == VISUAL else TEXT_SCALE

@@ -230,13 +230,14 @@ class RemoteStore(VectorStore):
         return [(str(h.value), int(h.count)) for h in response.hits]
 
     def _scroll(self, name: str, page: Page) -> tuple[list[Any], Any]:
+        paths = page.with_payload
         return self._call(
             self._client.scroll,
             name,
             scroll_filter=_filter(page.match),
             limit=page.limit,
             offset=page.offset,
-            with_payload=page.with_payload,
+            with_payload=list(paths) if isinstance(paths, tuple) else paths,
             with_vectors=page.with_vector,
         )
 
@@ -343,9 +344,6 @@ def _expression(x: plan.Expr) -> Any:
         return models.SumExpression(sum=[_expression(t) for t in x.terms])
     if isinstance(x, plan.Product):
         return models.MultExpression(mult=[_expression(t) for t in x.factors])
-    if isinstance(x, plan.Ratio):
-        div = models.DivParams(left=_expression(x.left), right=_expression(x.right), by_zero_default=0.0)
-        return models.DivExpression(div=div)
     if isinstance(x, plan.Negated):
         return models.NegExpression(neg=_expression(x.term))
     return float(x)
