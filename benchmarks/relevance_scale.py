@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.quality_bench import load_query_set
+from benchmarks.quality_bench import ingest_photos, load_query_set
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
@@ -56,50 +56,48 @@ def cutoff_figures(rows: list[tuple[str, float, bool]], threshold: float) -> dic
     }
 
 
+def _raw(scale, relevance: float) -> float:
+    """The raw score a relevance came from (the scale's inverse; relevance 0: its lowest)."""
+    raw = scale.raw(relevance)
+    return scale.low if raw is None else raw
+
+
 def measure() -> dict:
     from imgsearch.config import Settings
     from imgsearch.embedder.runtime import EmbedderRuntime
-    from imgsearch.indexer.ingest import Ingestor, load_vocabulary
-    from imgsearch.indexer.items import IngestItem
     from imgsearch.query.search import ImageSource, Page, search_text, similar_images
-    from imgsearch.vectorstore import open_store, plan
+    from imgsearch.vectorstore import plan
 
     qs = load_query_set()
     runtime = EmbedderRuntime.load(Settings.from_env())
     text_rows: list[tuple[str, float, bool]] = []
     visual_rows: list[tuple[str, float, bool]] = []
-    with tempfile.TemporaryDirectory(prefix="relevance-") as scratch:
-        settings = replace(Settings.from_env(), data_dir=Path(scratch))
-        store = open_store(settings)
-        try:
-            info = runtime.model_info()
-            store.ensure_collections(info.visual_dim, info.semantic_dim, info.semantic_dim)
-            load_vocabulary(runtime, store, settings.vocab_size)
-            ids: dict[str, str] = {}
-            items = [IngestItem(image=path.read_bytes(), uri=pid) for pid, path in qs.photos.items()]
-            for outcome in Ingestor(runtime, store, info.max_batch).ingest(items):
-                ids[outcome.id] = outcome.uri
-            store.optimize()
-            n = len(qs.photos)
-            for q in qs.queries:
-                found = search_text(runtime, store, q["text"], Page(k=n), None, settings.limits)
-                for h in found.hits:
-                    raw = plan.TEXT_SCALE.raw(h.score)
-                    text_rows.append((q["text"], float(raw), ids[h.id] in q["relevant"]))
-            alike: set[frozenset[str]] = set()
-            for q in qs.queries:
-                if q["kind"] == "word":
-                    alike |= {frozenset(p) for p in itertools.combinations(q["relevant"], 2)}
-            for id_, pid in ids.items():
-                hits = similar_images(
-                    runtime, store, ImageSource(id=id_), Page(k=n - 1), None, settings.limits
-                )
-                for h in hits:
-                    raw = plan.VISUAL_SCALE.raw(h.score)
-                    visual_rows.append((pid, float(raw), frozenset((pid, ids[h.id])) in alike))
-        finally:
-            store.close()
-            runtime.close()
+    try:
+        with tempfile.TemporaryDirectory(prefix="relevance-") as scratch:
+            settings = replace(Settings.from_env(), data_dir=Path(scratch))
+            store, ids = ingest_photos(qs, settings, runtime)
+            try:
+                n = len(qs.photos)
+                for q in qs.queries:
+                    found = search_text(runtime, store, q["text"], Page(k=n), None, settings.limits)
+                    for h in found.hits:
+                        raw = _raw(plan.TEXT_SCALE, h.score)
+                        text_rows.append((q["text"], float(raw), ids[h.id] in q["relevant"]))
+                alike: set[frozenset[str]] = set()
+                for q in qs.queries:
+                    if q["kind"] == "word":
+                        alike |= {frozenset(p) for p in itertools.combinations(q["relevant"], 2)}
+                for id_, pid in ids.items():
+                    hits = similar_images(
+                        runtime, store, ImageSource(id=id_), Page(k=n - 1), None, settings.limits
+                    )
+                    for h in hits:
+                        raw = _raw(plan.VISUAL_SCALE, h.score)
+                        visual_rows.append((pid, float(raw), frozenset((pid, ids[h.id])) in alike))
+            finally:
+                store.close()
+    finally:
+        runtime.close()
     return {"text": text_rows, "visual": visual_rows}
 
 

@@ -102,6 +102,10 @@ def test_lexical_search_ranks_by_bm25_over_label_caption_and_metadata(loaded):
     assert len(beach) == sum(1 for i in range(N) if i != CAPTIONED and i % 3 == 0)
     dogs = store.search_lexical(query_vector([("dog", 1.0)]), 30, PayloadFilter(exclude_labels=("cat",)))
     assert len(dogs) == 10
+    # min_score cuts on the same [0, 1] score: "dog" in a two-token text 0.66, in the captioned 0.48
+    strong = store.search_lexical(query_vector([("dog", 1.0)]), 30, min_score=0.5)
+    assert len(strong) == 9 and points[CAPTIONED].id not in {h.id for h in strong}
+    assert all(h.score == pytest.approx(_bm25(2, 1)) for h in strong)
     assert store.search_lexical(query_vector([("dog", 1.0)]), 30, PayloadFilter(labels=("cat",))) == []
     assert [h.id for h in store.search_lexical(query_vector([("dog", 1.0)]), 3, offset=8)] == [
         h.id for h in dogs[8:10]
