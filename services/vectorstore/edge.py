@@ -436,19 +436,20 @@ class EdgeStore(VectorStore):
 
 def _ranked(source: plan.Nearest) -> Any:
     """Nearest to the vector, or with negatives the engine's recommend query (best-score strategy)."""
-    vector, using = source.vector, source.using
+    vector: Any = source.vector  # Edge takes numpy arrays as lists of floats
+    using = source.using
     if isinstance(vector, SparseVector):
         return qe.Query.Nearest(qe.SparseVector(list(vector.indices), list(vector.values)), using=using)
     if not source.negatives:
         return qe.Query.Nearest(vector, using=using)
-    return qe.Query.RecommendBestScore(qe.RecommendQuery([vector], list(source.negatives)), using=using)
+    return qe.Query.RecommendBestScore(qe.RecommendQuery([vector], list[Any](source.negatives)), using=using)
 
 
 def _expression(x: plan.Expr) -> Any:
     """A plan's score formula as Edge's Expression."""
     e = qe.Expression
     if isinstance(x, plan.Score):
-        return e.Variable(f"$score[{x.index}]")
+        return e.Variable(f"$score[{x.prefetch}]")
     if isinstance(x, plan.Sum):
         return e.Sum([_expression(t) for t in x.terms])
     if isinstance(x, plan.Product):

@@ -185,7 +185,7 @@ class Candidates:
 # A score formula over the prefetches' scores: Score(i) is prefetch i's score (0 where it lacks the
 # point), floats are constants.
 class Score(NamedTuple):
-    index: int
+    prefetch: int
 
 
 class Sum(NamedTuple):

@@ -339,7 +339,7 @@ def _ranked(source: plan.Nearest) -> Any:
 def _expression(x: plan.Expr) -> Any:
     """A plan's score formula as qdrant-client's expression models."""
     if isinstance(x, plan.Score):
-        return f"$score[{x.index}]"
+        return f"$score[{x.prefetch}]"
     if isinstance(x, plan.Sum):
         return models.SumExpression(sum=[_expression(t) for t in x.terms])
     if isinstance(x, plan.Product):
