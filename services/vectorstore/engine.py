@@ -3,6 +3,7 @@
 Qdrant Edge (`qdrant_edge`) and qdrant-client (`qdrant_client.models`) name their filter and
 search-parameter classes alike and take the same keywords, so each builder here is written once
 and given the engine's namespace; the one class they spell differently comes in as a function.
+How a search ranks and scores (the query plan) is built once in imgsearch.vectorstore.plan.
 """
 
 from __future__ import annotations
