@@ -122,10 +122,11 @@ def evaluate(qs: QuerySet, config: str, runtime, work: Path) -> dict:
         runtime.taxonomy = taxonomy
 
 
-def _evaluate(qs: QuerySet, settings, runtime) -> dict:
+def ingest_photos(qs: QuerySet, settings, runtime):
+    """A fresh store (under settings.data_dir) with the vocabulary and every photo; (store, stored
+    id -> photo id). The caller closes the store."""
     from imgsearch.indexer.ingest import Ingestor, load_vocabulary
     from imgsearch.indexer.items import IngestItem
-    from imgsearch.query.search import ImageSource, Page, search_text, tag_image
     from imgsearch.vectorstore import open_store
 
     store = open_store(settings)
@@ -140,6 +141,17 @@ def _evaluate(qs: QuerySet, settings, runtime) -> dict:
                 raise RuntimeError(f"{outcome.uri}: {outcome.error}")
             ids[outcome.id] = outcome.uri
         store.optimize()
+    except BaseException:
+        store.close()
+        raise
+    return store, ids
+
+
+def _evaluate(qs: QuerySet, settings, runtime) -> dict:
+    from imgsearch.query.search import ImageSource, Page, search_text, tag_image
+
+    store, ids = ingest_photos(qs, settings, runtime)
+    try:
         n = len(qs.photos)
         rows = []
         for q in qs.queries:

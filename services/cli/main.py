@@ -108,7 +108,12 @@ def _query_flags(filters: bool) -> argparse.ArgumentParser:
     if filters:
         _filter_flags(p)
         p.add_argument("--offset", type=int, default=0, help="skip this many results (offset + k <= 1000)")
-        p.add_argument("--min-score", type=float, metavar="SCORE", help="drop results scoring below SCORE")
+        p.add_argument(
+            "--min-score",
+            type=float,
+            metavar="SCORE",
+            help="drop results scoring below SCORE (relevance 0 to 1; 0.5: matches only)",
+        )
         p.add_argument(
             "--diverse",
             type=float,

@@ -29,8 +29,8 @@ URI_WIDTH = 48
 
 
 def images_json(result: SearchResult) -> dict:
-    """`search`/`similar`: {"results": [{id, score, uri, label, metadata}], "unknown_terms": [...],
-    "ignored_terms": [...]}."""
+    """`search`/`similar`: {"results": [{id, score, uri, label, metadata}], "match_count": n (the
+    first n results are matches), "unknown_terms": [...], "ignored_terms": [...]}."""
     return {
         "results": [
             {
@@ -42,6 +42,7 @@ def images_json(result: SearchResult) -> dict:
             }
             for r in result.results
         ],
+        "match_count": int(result.match_count),
         "unknown_terms": [str(t) for t in result.unknown_terms],
         "ignored_terms": [str(t) for t in result.ignored_terms],
     }

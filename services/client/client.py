@@ -639,6 +639,7 @@ def _search_result(response: query_pb2.SearchImagesResponse) -> SearchResult:
         ],
         unknown_terms=list(response.unknown_terms),
         ignored_terms=list(response.ignored_terms),
+        match_count=response.match_count,
     )
 
 

@@ -12,7 +12,8 @@ from imgsearch.indexer.items import IngestItemResult  # noqa: TC001 - a field ty
 
 @dataclass(frozen=True)
 class ImageResult:
-    """One image of a search result; `score` is a cosine similarity, higher is closer."""
+    """One image of a search result; `score` is a relevance in [0, 1], higher is closer (0.5: the
+    match threshold)."""
 
     id: str
     score: float
@@ -24,12 +25,14 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Images for a query, the query words the vocabulary does not know, and the stop words the
-    server ignored."""
+    """Images for a query, the query words the vocabulary does not know, the stop words the
+    server ignored, and how many of the results are matches (`match_count`: the first ones, scoring
+    at or above the relevance threshold 0.5; the rest are weaker results)."""
 
     results: list[ImageResult] = field(default_factory=list)
     unknown_terms: list[str] = field(default_factory=list)
     ignored_terms: list[str] = field(default_factory=list)
+    match_count: int = 0
 
 
 @dataclass(frozen=True)

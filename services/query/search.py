@@ -17,10 +17,10 @@ from imgsearch.errors import (
     ServiceError,
 )
 from imgsearch.query import syntax
-from imgsearch.vectorstore import lexical
+from imgsearch.vectorstore import checks, lexical
 from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.checks import check_k
-from imgsearch.vectorstore.engine import Branch
+from imgsearch.vectorstore.plan import MATCH_THRESHOLD, Branch
 from imgsearch.vectorstore.schema import CLASSES, SEMANTIC, VISUAL
 from imgsearch.vectorstore.types import Hit, PayloadFilter
 
@@ -74,15 +74,20 @@ class TextSearch:
     unknown_terms: list[str]
     ignored_terms: list[str]
 
+    @property
+    def match_count(self) -> int:
+        return match_count(self.hits)
+
+
+def match_count(hits: list[Hit]) -> int:
+    """How many of the hits are matches: relevance at or above the threshold (vectorstore.plan
+    MATCH_THRESHOLD, chosen on the quality benchmark). Hits come best first, so these lead."""
+    return sum(1 for h in hits if h.score >= MATCH_THRESHOLD)
+
 
 def check_page(page: Page, limits: Limits) -> int:
-    """The number of results to return; InvalidArgument unless 0 <= offset and offset + k <= max_k."""
-    k = check_k(page.k or DEFAULT_K, limits.max_k)
-    if page.offset < 0:
-        raise InvalidArgument(f"offset must not be negative, got {page.offset}")
-    if page.offset + k > limits.max_k:
-        raise InvalidArgument(f"offset + k must be at most {limits.max_k}, got {page.offset} + {k}")
-    return k
+    """The number of results to return (the store's one page check, with the service's max_k)."""
+    return checks.check_page(page.k or DEFAULT_K, page.offset, page.min_score, limits.max_k)
 
 
 def _search(store: VectorStore, vector, using, flt, page: Page, limits: Limits, negatives=()) -> list[Hit]:
@@ -189,7 +194,7 @@ def plan(found: _Parts) -> tuple[Branch, tuple[Branch, ...]]:
     Words rank by the semantic vector, images by the visual one (what `similar` uses); weights mix
     the words into one vector and the images into another. With both, the engine fuses the two
     rankings by reciprocal rank fusion (equal weights: the engine's weighted RRF flattens a heavier
-    ranking's top rather than favouring it, see vectorstore.engine.RRF_K): on the real photos that
+    ranking's top rather than favouring it, see vectorstore.plan.RRF_K): on the real photos that
     beat one mixed semantic vector (benchmarks/query_language_bench.py, part c). Negative parts go
     to the engine's recommend query
     (best-score strategy) of their ranking: images nearer a negative than the query rank last;
@@ -259,7 +264,10 @@ def search_text(
         if mode == "hybrid" and words and not parts and page.mmr_lambda is None and store.has_text():
             # words the embedder lacks (names, codes) may still be in the images' text
             by_text = _search_lexical(store, words, parts, page, k, flt, parsed, found.unknown)
-            if by_text.hits:
+            if by_text.hits or (  # found, only all below min_score: no results, the words are known
+                page.min_score is not None
+                and _search_lexical(store, words, parts, replace(page, min_score=None), k, flt, parsed).hits
+            ):
                 return by_text
         raise NotFound(f"no known word in the query; unknown words: {', '.join(found.unknown)}")
     first, fused = plan(found)
@@ -320,8 +328,9 @@ def taxonomic_branches(classes: list, weight: float = CLASSES_WEIGHT) -> tuple[B
     """The taxonomic channel of a words-only query: the ImageNet classes (and a face, colours) its
     positive words name, weighted as the words. The store scores an image (similarity + `weight` x
     evidence) / (1 + `weight`), the evidence being the image's entries dotted with these; scaled so
-    that evidence is at most 1 (an image's entries of one kind sum to at most 1), scores stay within
-    [-1, 1]. None when no word names anything (benchmarks/quality_bench.py measures the channels)."""
+    that evidence is at most 1 (an image's entries of one kind sum to at most 1), raw scores stay
+    within [-1, 1] (before the relevance scale, vectorstore.plan). None when no word names anything
+    (benchmarks/quality_bench.py measures the channels)."""
     total: dict[int, float] = {}
     for scores, w in classes:
         if w <= 0:

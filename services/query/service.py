@@ -105,6 +105,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
             results=[hit_to_proto(h) for h in found.hits],
             unknown_terms=found.unknown_terms,
             ignored_terms=found.ignored_terms,
+            match_count=found.match_count,
         )
 
     @_thumbnails_on_request
@@ -114,7 +115,9 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
         hits = search.similar_images(
             self.embedder, self._view(request), source, page, flt, self.limits, request.include_self
         )
-        return query_pb2.SearchImagesResponse(results=[hit_to_proto(h) for h in hits])
+        return query_pb2.SearchImagesResponse(
+            results=[hit_to_proto(h) for h in hits], match_count=search.match_count(hits)
+        )
 
     def TagImage(self, request, context: grpc.ServicerContext) -> query_pb2.WordsResponse:
         view = self._view(request)

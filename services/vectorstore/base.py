@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -22,18 +22,28 @@ from typing import Any
 import numpy as np
 
 from imgsearch.errors import FailedPrecondition, InvalidArgument
-from imgsearch.vectorstore import payloads
+from imgsearch.vectorstore import payloads, plan
 from imgsearch.vectorstore.checks import (
     as_vector,
     check_k,
+    check_page,
     check_point_id,
     check_sparse,
     word_matrix,
 )
-from imgsearch.vectorstore.engine import Bonus, Branch, Match, Page, Ranking, Row, SparseVector
+from imgsearch.vectorstore.engine import Match, Page, Row, SparseVector
 from imgsearch.vectorstore.filters import in_namespace, match_of
 from imgsearch.vectorstore.lexical import TEXT, document_vector, image_text
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
+from imgsearch.vectorstore.plan import (
+    FUSION_CANDIDATES,
+    LEXICAL_WEIGHT,
+    MMR_CANDIDATES,
+    SCORE_SLACK,
+    Bonus,
+    Branch,
+    Ranking,
+)
 from imgsearch.vectorstore.records import image_from_record, record_to_point
 from imgsearch.vectorstore.schema import (
     CLASSES,
@@ -45,21 +55,8 @@ from imgsearch.vectorstore.schema import (
 )
 from imgsearch.vectorstore.types import CollectionDims, Hit, ImagePoint, PayloadFilter
 
-# The share of the gap to 1 a saturated lexical match closes in a hybrid search's score (see
-# engine.Ranking.lexical), 0 to 1: 1 lets a caption word lift an image the CNN hesitates on above
-# the semantic ranking's best, as a user who typed the caption's word expects.
-LEXICAL_WEIGHT = 1.0
-
-# Candidates the engine's MMR picks diverse results from (at least; 4 x offset + k when larger).
-MMR_CANDIDATES = 40
-# Candidates each ranking of a fused query hands to the fusion (at least; 2 x offset + k when larger):
-# at 100,000 images a fused query of two rankings took 32 ms at 100 candidates, 11 ms at 40 and
-# about 4x a plain search at 20 on the loaded 2-core machine (benchmarks/query_language_bench.py).
-FUSION_CANDIDATES = 20
-# How far below `min_score` the engine is asked to go before the exact cut (see search_images).
-SCORE_SLACK = 0.01
-# `_meta_kv` values a metadata facet reads before keeping those of its key.
-FACET_TOKENS = 10_000
+# Records a metadata facet reads per scroll page.
+FACET_PAGE = 1000
 
 # Most records one page of a listing holds.
 MAX_PAGE = 1000
@@ -304,6 +301,28 @@ class VectorStore(ABC):
         self.upsert_images(fresh)
         return len(fresh), len(points) - len(fresh)
 
+    def _relevant(
+        self,
+        ranking: Ranking,
+        using: str,
+        k: int,
+        match: Match | None,
+        namespace: str,
+        min_score: float | None,
+    ) -> list[Hit]:
+        """The ranking's hits with relevance scores (plan.Scale), none below `min_score` nor
+        without any score (a lexical search's images without a query word)."""
+        scale = plan.scale_of(ranking, using)
+        floor = None if min_score is None else scale.raw(min_score)
+        # the engine may compare quantized or rounded scores: ask with some slack, cut exactly below
+        ranking = replace(ranking, min_score=None if floor is None else floor - SCORE_SLACK)
+        hits = [
+            Hit(id=str(p.id), score=scale.relevance(float(p.score)), payload=payloads.from_stored(p.payload))
+            for p in self._scoped_query(ranking, using, k, match, namespace)
+            if p.score > 0 or not isinstance(ranking.vector, SparseVector)
+        ]
+        return [h for h in hits if min_score is None or h.score >= min_score]
+
     def _scoped_query(
         self, ranking: Ranking, using: str | None, k: int, match: Match | None, namespace: str
     ) -> list[Any]:
@@ -368,31 +387,29 @@ class VectorStore(ABC):
     ) -> list[Hit]:
         """The k nearest images of `namespace` by the named vector, best first, after skipping `offset`.
 
-        min_score: drop results scoring below it. negatives: the engine's recommend query
-        (best-score strategy) ranks every image nearer a negative than `vector` after all others;
-        scores are then the engine's recommend scores. mmr_lambda: the engine's maximal marginal
-        relevance picks varied results among the nearest candidates (1 = relevance only, 0 =
-        novelty only); scores stay the similarity to `vector`, in the engine's pick order.
+        Scores are relevances in [0, 1] (plan.Scale: 0.5 is the match threshold), each a monotone
+        map of the engine's raw score; min_score drops results below it. negatives: the engine's
+        recommend query (best-score strategy) ranks every image nearer a negative than `vector`
+        after all others. mmr_lambda: the engine's maximal marginal relevance picks varied results
+        among the nearest candidates (1 = relevance only, 0 = novelty only); scores stay those of
+        the similarity to `vector`, in the engine's pick order.
         fused: more rankings (another vector, its negatives, its weight) that the engine fuses with
-        this one (weighted `weight`) by reciprocal rank fusion; scores are then RRF scores.
+        this one (weighted `weight`) by reciprocal rank fusion (scores: plan.fused_scale).
         A branch `using` CLASSES (a SparseVector over the `classes` vector: the taxonomic channel)
-        is not ranked apart: each image scores its similarity to `vector` plus the branch's weight
-        times its classes' dot product with the branch's vector (the engine's score formula), so
-        scores stay comparable with a plain search's and `min_score` cuts on them. Without other
-        branches only; a collection made before the `classes` vector leaves it out.
-        lexical: a query over the `text` vector (lexical.query_vector; hybrid search): an image
-        scoring s above scores s + `lexical_weight` x sat x (1 - s), sat = bm25 / (bm25 +
-        LEXICAL_HALF) and bm25 its BM25 score for the query's words (0 without any: s unchanged),
-        so scores stay at most 1; with fused rankings the lexical ranking is fused as one more.
-        Left out with `mmr_lambda`, when empty, and in a collection made before the `text` vector.
+        is not ranked apart: each image's raw score is its similarity to `vector` plus the branch's
+        weight times its classes' dot product with the branch's vector, over 1 + the weight (the
+        engine's score formula), so it stays on a plain search's scale. Without other branches
+        only; a collection made before the `classes` vector leaves it out.
+        lexical: a query over the `lexical` vector (lexical.query_vector; hybrid search): an image
+        of raw score s above gets s + `lexical_weight` x bm25 x (1 - s), bm25 the mean BM25
+        saturation of the query's words in its text (0 without any: s unchanged); with fused
+        rankings the lexical ranking is fused as one more. Left out with `mmr_lambda`, when empty,
+        and in a collection made before the `lexical` vector.
         """
         dims = self._dims_of(IMAGES)
         if using not in (VISUAL, SEMANTIC):
             raise InvalidArgument(f"unknown vector {using!r}; use 'visual' or 'semantic'")
-        if offset < 0:
-            raise InvalidArgument(f"offset must not be negative, got {offset}")
-        if min_score is not None and not math.isfinite(min_score):
-            raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+        k = check_page(k, offset, min_score)
         if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
             raise InvalidArgument(f"the diversity lambda must be between 0 and 1, got {mmr_lambda}")
         if fused and mmr_lambda is not None:
@@ -428,8 +445,6 @@ class VectorStore(ABC):
             vector=as_vector(vector, dims[using], f"{using} query"),
             negatives=tuple(as_vector(n, dims[using], f"negative {using} query") for n in negatives),
             offset=offset,
-            # the engine may compare quantized or rounded scores: ask with some slack, cut exactly below
-            min_score=None if min_score is None else min_score - SCORE_SLACK,
             mmr_lambda=mmr_lambda,
             candidates=max(FUSION_CANDIDATES, 2 * (offset + k))
             if fused
@@ -439,12 +454,7 @@ class VectorStore(ABC):
             bonus=bonus,
             lexical=lexical_bonus,
         )
-        scored = self._scoped_query(ranking, using, check_k(k), match_of(flt), namespace)
-        return [
-            Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
-            for p in scored
-            if min_score is None or p.score >= min_score
-        ]
+        return self._relevant(ranking, using, k, match_of(flt), namespace, min_score)
 
     def search_lexical(
         self,
@@ -457,29 +467,21 @@ class VectorStore(ABC):
         namespace: str = DEFAULT_NAMESPACE,
     ) -> list[Hit]:
         """The k images of `namespace` whose text best matches the query's words by BM25 (`vector`:
-        lexical.query_vector), best first after skipping `offset`; scores are BM25 scores (averaged
-        over the query's words, as lexical.query_vector weighs them), and
-        images without any of the words are not returned. FailedPrecondition in a collection made
-        before the `text` vector."""
+        lexical.query_vector), best first after skipping `offset`; scores are the mean BM25
+        saturation of the query's words in the image's text, in [0, 1) (lexical.py), and images
+        without any of the words are not returned. FailedPrecondition in a collection made before
+        the `lexical` vector."""
         if not self.has_text():
             raise FailedPrecondition(
                 "this images collection has no lexical (text) index: it was made before it; "
                 "`imgsearch reindex` rebuilds it with one"
             )
-        if offset < 0:
-            raise InvalidArgument(f"offset must not be negative, got {offset}")
-        if min_score is not None and not math.isfinite(min_score):
-            raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+        k = check_page(k, offset, min_score)
         vector = check_sparse(vector)
         if not vector:
             return []
-        ranking = Ranking(vector=vector, offset=offset, min_score=min_score)  # type: ignore[arg-type]
-        scored = self._scoped_query(ranking, TEXT, check_k(k), match_of(flt), namespace)
-        return [
-            Hit(id=str(p.id), score=float(p.score), payload=payloads.from_stored(p.payload))
-            for p in scored
-            if p.score > 0
-        ]
+        ranking = Ranking(vector=vector, offset=offset)  # type: ignore[arg-type]
+        return self._relevant(ranking, TEXT, k, match_of(flt), namespace, min_score)
 
     def facet_images(
         self,
@@ -495,12 +497,31 @@ class VectorStore(ABC):
         if metadata_key is None:
             counts = self._facet(IMAGES, payloads.LABEL, in_namespace(match_of(flt), namespace), limit)
         else:
-            # every value of every key is one `_meta_kv` token; count those of images with the key
-            with_key = replace(flt or PayloadFilter(), has_metadata=(metadata_key,))
-            match = in_namespace(match_of(with_key), namespace)
-            tokens = self._facet(IMAGES, payloads.META_KV, match, FACET_TOKENS)
-            counts = [(v, n) for t, n in tokens if (v := payloads.meta_value(t, metadata_key)) is not None]
+            counts = list(self._count_values(metadata_key, flt, namespace).items())
         return sorted(counts, key=lambda c: (-c[1], c[0]))[:limit]
+
+    def _count_values(self, key: str, flt: PayloadFilter | None, namespace: str) -> Counter[str]:
+        """value -> images, of one metadata key over the images that have it under the filter.
+
+        Exact: every such image's value is read, by scrolling with that one payload path (a facet
+        of the `_meta_kv` tokens would count every key's values of those images, and read only a
+        bounded number of them: 2,000 images x 30 keys lost key "k29"). The time grows with the
+        images that have the key: 100,000 images of 30 keys each in 2.2 s on 2 busy cores (70 s and
+        possibly wrong before; benchmarks/README.md)."""
+        with_key = replace(flt or PayloadFilter(), has_metadata=(key,))
+        match = in_namespace(match_of(with_key), namespace)
+        path = payloads.meta_path(key)  # the filter above checked the key
+        counts: Counter[str] = Counter()
+        offset: Any = None
+        while True:
+            page = Page(FACET_PAGE, offset, match, with_payload=(path,), with_vector=False)
+            records, offset = self._scroll(IMAGES, page)
+            for r in records:
+                value = ((r.payload or {}).get("metadata") or {}).get(key)
+                if value is not None:
+                    counts[str(value)] += 1
+            if offset is None:
+                return counts
 
     def delete_images(
         self,
@@ -564,10 +585,11 @@ class VectorStore(ABC):
             self._upsert(WORDS, rows)
 
     def search_words(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The k nearest words with cosine similarity, best first."""
+        """The k nearest words with their cosine similarity (a negative one as 0: plan.WORD_SCALE), best
+        first."""
         query = as_vector(vector, self._dims_of(WORDS)[""], "word query")
         scored = self._query(WORDS, Ranking(query), None, check_k(k), None)
-        return [(str(p.payload[payloads.WORD]), float(p.score)) for p in scored]
+        return [(str(p.payload[payloads.WORD]), plan.WORD_SCALE.relevance(float(p.score))) for p in scored]
 
     def word_vector(self, word: str) -> np.ndarray | None:
         """The stored (normalised) vector of a word, or None."""

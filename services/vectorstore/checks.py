@@ -39,6 +39,19 @@ def check_k(k: int, most: int | None = None) -> int:
     return k
 
 
+def check_page(k: int, offset: int, min_score: float | None = None, most: int | None = None) -> int:
+    """The one check of a page of results: k as check_k, 0 <= offset, offset + k at most `most`
+    where a service sets a limit, and a finite score floor; returns k."""
+    check_k(k, most)
+    if offset < 0:
+        raise InvalidArgument(f"offset must not be negative, got {offset}")
+    if most is not None and offset + k > most:
+        raise InvalidArgument(f"offset + k must be at most {most}, got {offset} + {k}")
+    if min_score is not None and not math.isfinite(min_score):
+        raise InvalidArgument(f"min_score must be a finite number, got {min_score}")
+    return k
+
+
 def as_vector(vector: np.ndarray | list[float], dim: int | None = None, what: str = "vector") -> np.ndarray:
     """A 1-d float32 vector of the expected size (InvalidArgument otherwise)."""
     v = np.asarray(vector, dtype=np.float32)

@@ -30,23 +30,14 @@ import qdrant_edge as qe
 
 from imgsearch.config.cpus import usable_cpus
 from imgsearch.errors import FailedPrecondition
+from imgsearch.vectorstore import plan
 from imgsearch.vectorstore.base import VectorStore
 from imgsearch.vectorstore.checks import missing_collection
 from imgsearch.vectorstore.disk import DiskGuard
-from imgsearch.vectorstore.engine import (
-    LEXICAL_HALF,
-    RRF_K,
-    Branch,
-    Match,
-    Page,
-    Ranking,
-    Row,
-    SparseVector,
-    engine_filter,
-    search_params,
-)
+from imgsearch.vectorstore.engine import Match, Page, Row, SparseVector, engine_filter, search_params
 from imgsearch.vectorstore.optimizer import AutoOptimizer, Job
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL
+from imgsearch.vectorstore.plan import Ranking
 from imgsearch.vectorstore.schema import IDF_VECTORS, IMAGES, PAYLOAD_INDEXES, SPARSE_VECTORS, WORDS
 from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
 from imgsearch.vectorstore.types import PayloadFilter
@@ -264,73 +255,42 @@ class EdgeStore(VectorStore):
     def _query(
         self, name: str, ranking: Ranking, using: str | None, limit: int, match: Match | None
     ) -> list[Any]:
-        flt = _filter(match)
-        query = _ranked(ranking.vector, ranking.negatives, using)
-        prefetches = None
-        lexical = ranking.lexical
-        if ranking.bonus is not None or (lexical is not None and not ranking.fused):
-            # own score (+ weight x sparse score) (+ lexical part), by the score formula
-            e = qe.Expression
-            prefetches = [
-                qe.Prefetch(ranking.candidates, query=query, filter=flt, params=self._params_for(using))
-            ]
-            formula = e.Variable("$score[0]")
-            if (bonus := ranking.bonus) is not None:
-                prefetches.append(
-                    qe.Prefetch(ranking.candidates, query=_ranked(bonus.vector, (), bonus.using), filter=flt)
-                )
-                weighted = e.Mult([e.Constant(bonus.weight), e.Variable("$score[1]")])
-                summed = e.Sum([formula, weighted])
-                formula = e.Mult([e.Constant(1.0 / (1.0 + bonus.weight)), summed])
-            if lexical is not None:
-                bm25 = e.Variable(f"$score[{len(prefetches)}]")
-                prefetches.append(
-                    qe.Prefetch(
-                        ranking.candidates, query=_ranked(lexical.vector, (), lexical.using), filter=flt
-                    )
-                )
-                saturated = e.Div(bm25, e.Sum([bm25, e.Constant(LEXICAL_HALF)]), 0.0)
-                # score + weight x saturated x (1 - score): lifted toward 1, never past it
-                gap = e.Sum([e.Constant(1.0), e.Neg(formula)])
-                formula = e.Sum([formula, e.Mult([e.Constant(lexical.weight), saturated, gap])])
-            query = qe.Formula(formula, defaults={f"$score[{i}]": 0.0 for i in range(len(prefetches))})
-        elif ranking.fused:
-            branches = [
-                Branch(ranking.vector, ranking.negatives, using or "", ranking.weight),
-                *ranking.fused,
-            ]
-            if lexical is not None:  # the lexical ranking is fused as one more
-                branches.append(Branch(lexical.vector, (), lexical.using, 1.0))  # type: ignore[arg-type]
-            # the request's filter reaches every prefetch; given there too, it is checked twice
-            # (a fused query took 2x a plain one instead of about 1.2x at 100,000 images)
-            prefetches = [
-                qe.Prefetch(ranking.candidates, query=_ranked(*b[:3]), params=self._params_for(b.using))
-                for b in branches
-            ]
-            query = qe.Fusion.Rrf(RRF_K, [b.weight for b in branches])
-        elif ranking.mmr_lambda is not None:
-            if ranking.negatives:  # MMR picks among the candidates nearer the query than any negative
-                prefetches = [
-                    qe.Prefetch(
-                        ranking.candidates,
-                        query=query,
-                        filter=flt,
-                        params=self._params_for(using),
-                        score_threshold=0.0,
-                    )
-                ]
-            query = qe.Mmr(ranking.vector, ranking.mmr_lambda, ranking.candidates, using=using)
-        request = qe.QueryRequest(
-            limit=limit,
-            offset=ranking.offset or None,
-            query=query,
-            prefetches=prefetches,
-            filter=flt,
-            score_threshold=ranking.min_score,
-            with_payload=_WITHOUT_THUMBNAIL,
-            params=self._params_for(using),
-        )
+        request = self._request(plan.build(ranking, using, limit), _filter(match))
         return self._call(name, lambda shard: shard.query(request))
+
+    def _request(self, p: plan.Plan, flt: qe.Filter | None) -> qe.QueryRequest:
+        """The plan in Edge's classes (the translator; the plan itself is built in plan.py)."""
+        prefetches = [
+            qe.Prefetch(
+                c.limit,
+                query=_ranked(c.source),
+                filter=flt if c.filtered else None,
+                params=None if c.source.sparse else self._params_for(c.source.using),
+                score_threshold=c.threshold,
+            )
+            for c in p.prefetches
+        ]
+        query: Any
+        if isinstance(p.query, plan.Nearest):
+            query = _ranked(p.query)
+        elif isinstance(p.query, plan.Formula):
+            defaults = {f"$score[{i}]": 0.0 for i in range(len(prefetches))}
+            query = qe.Formula(_expression(p.query.expr), defaults=defaults)
+        elif isinstance(p.query, plan.Fusion):
+            query = qe.Fusion.Rrf(plan.RRF_K, list(p.query.weights))
+        else:
+            d = p.query
+            query = qe.Mmr(d.vector, d.lambda_, d.candidates, using=d.using)
+        return qe.QueryRequest(
+            limit=p.limit,
+            offset=p.offset or None,
+            query=query,
+            prefetches=prefetches or None,
+            filter=flt,
+            score_threshold=p.threshold,
+            with_payload=_WITHOUT_THUMBNAIL,
+            params=self._params_for(p.params),
+        )
 
     def _facet(self, name: str, key: str, match: Match | None, limit: int) -> list[tuple[str, int]]:
         request = qe.FacetRequest(key, limit=limit, exact=True, filter=_filter(match))
@@ -341,7 +301,7 @@ class EdgeStore(VectorStore):
             offset=page.offset,
             limit=page.limit,
             filter=_filter(page.match),
-            with_payload=page.with_payload,
+            with_payload=_payload_paths(page.with_payload),
             with_vector=page.with_vector,
         )
         return self._call(name, lambda shard: shard.scroll(request))
@@ -474,13 +434,29 @@ class EdgeStore(VectorStore):
         return job
 
 
-def _ranked(vector: Any, negatives: tuple[Any, ...], using: str | None) -> Any:
-    """Nearest to `vector`, or with negatives the engine's recommend query (best-score strategy)."""
+def _ranked(source: plan.Nearest) -> Any:
+    """Nearest to the vector, or with negatives the engine's recommend query (best-score strategy)."""
+    vector: Any = source.vector  # Edge takes numpy arrays as lists of floats
+    using = source.using
     if isinstance(vector, SparseVector):
         return qe.Query.Nearest(qe.SparseVector(list(vector.indices), list(vector.values)), using=using)
-    if not negatives:
+    if not source.negatives:
         return qe.Query.Nearest(vector, using=using)
-    return qe.Query.RecommendBestScore(qe.RecommendQuery([vector], list(negatives)), using=using)
+    return qe.Query.RecommendBestScore(qe.RecommendQuery([vector], list[Any](source.negatives)), using=using)
+
+
+def _expression(x: plan.Expr) -> Any:
+    """A plan's score formula as Edge's Expression."""
+    e = qe.Expression
+    if isinstance(x, plan.Score):
+        return e.Variable(f"$score[{x.prefetch}]")
+    if isinstance(x, plan.Sum):
+        return e.Sum([_expression(t) for t in x.terms])
+    if isinstance(x, plan.Product):
+        return e.Mult([_expression(t) for t in x.factors])
+    if isinstance(x, plan.Negated):
+        return e.Neg(_expression(x.term))
+    return e.Constant(float(x))
 
 
 def _sparse_params(vname: str) -> qe.EdgeSparseVectorParams:
@@ -488,6 +464,13 @@ def _sparse_params(vname: str) -> qe.EdgeSparseVectorParams:
     if vname in IDF_VECTORS:
         return qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
     return qe.EdgeSparseVectorParams()
+
+
+def _payload_paths(with_payload: bool | tuple[str, ...]) -> Any:
+    """A Page's payload choice as Edge takes it: a flag, or a selector of the paths."""
+    if isinstance(with_payload, tuple):
+        return qe.PayloadSelector.Include(list(with_payload))
+    return with_payload
 
 
 def _filter(match: Match | None) -> qe.Filter | None:

@@ -3,6 +3,7 @@
 Qdrant Edge (`qdrant_edge`) and qdrant-client (`qdrant_client.models`) name their filter and
 search-parameter classes alike and take the same keywords, so each builder here is written once
 and given the engine's namespace; the one class they spell differently comes in as a function.
+How a search ranks and scores (the query plan) is built once in imgsearch.vectorstore.plan.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ class SparseVector:
 
 class Page(NamedTuple):
     """One scroll request: up to `limit` records from `offset` (None: the first) in id order,
-    matching `match`, with or without payloads and vectors."""
+    matching `match`, with or without payloads (or with these payload paths only) and vectors."""
 
     limit: int
     offset: Any
     match: Match | None
-    with_payload: bool = True
+    with_payload: bool | tuple[str, ...] = True
     with_vector: bool = True
 
 
@@ -69,68 +70,6 @@ class Match:
     must_not: tuple[tuple[str, str], ...] = ()
     present: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """How a query orders points: nearest to `vector`; with `negatives`, the engine's recommend
-    query (best-score strategy: an image nearer a negative than `vector` scores below 0, after all
-    others); with `mmr_lambda`, the engine's maximal marginal relevance over the `candidates`
-    nearest points (with negatives too: over those scoring above 0 in the recommend query).
-    `offset` results are skipped, scores below `min_score` dropped.
-
-    With `fused` branches, each branch and this ranking (weighted `weight`) rank `candidates`
-    points by their own vector, and the engine fuses those rankings by weighted reciprocal rank
-    fusion (RRF_K); scores are then RRF scores."""
-
-    vector: np.ndarray
-    negatives: tuple[np.ndarray, ...] = ()
-    offset: int = 0
-    min_score: float | None = None
-    mmr_lambda: float | None = None
-    candidates: int = 100
-    weight: float = 1.0
-    fused: tuple[Branch, ...] = ()
-    # The taxonomic channel: with `bonus`, a point scores (its own score + bonus.weight x its score by
-    # the sparse vector bonus.using) / (1 + bonus.weight), by the engine's score formula over the
-    # `candidates` best of each; a point missing from one of the two counts 0 there.
-    bonus: Bonus | None = None
-    # The lexical channel (hybrid search): with `lexical`, a point's score s above becomes
-    # s + lexical.weight x sat x (1 - s), sat = bm25 / (bm25 + LEXICAL_HALF) and bm25 its score by the
-    # sparse vector lexical.using (IDF weighted by the engine), over the `candidates` best of each:
-    # a match lifts s toward 1 (by the share sat of the gap), never past it, and s stays as it was
-    # without one. Fused rankings take it as one more ranking instead.
-    lexical: Bonus | None = None
-
-
-class Branch(NamedTuple):
-    """One more ranking of a fused query: nearest to `vector` by the named vector `using`, away from
-    `negatives` (the engine's recommend query), weighted `weight` in the fusion (see RRF_K)."""
-
-    vector: np.ndarray
-    negatives: tuple[np.ndarray, ...]
-    using: str
-    weight: float
-
-
-# Reciprocal rank fusion, as both engines compute it: a point at 1-based rank r of a ranking
-# weighted w scores 1 / (RRF_K - 1 + r / w), summed over the rankings (w = 1: Qdrant's plain RRF).
-# A heavier weight flattens its ranking's top (its first w ranks score almost alike), so the other
-# rankings order those points: a weight says how many of a ranking's top points count as its best.
-class Bonus(NamedTuple):
-    """A sparse ranking added to a ranking's scores: `weight` x (point's `using` vector . `vector`)."""
-
-    using: str
-    vector: SparseVector
-    weight: float
-
-
-RRF_K = 60
-
-# The BM25 score at which a lexical match adds half its weight to a hybrid score: a word in one
-# image of a thousand scores about 6.5 (adds 0.76 of the weight), a label one image in ten carries
-# about 2.3 (0.53). Not tuned beyond that.
-LEXICAL_HALF = 2.0
 
 
 def engine_filter(

@@ -6,12 +6,19 @@ Ingest and query share one tokenizer: lower-cased runs of letters and digits ("G
 vocabulary file is kept and every store maps a word to the same dimension (two distinct tokens
 share one with odds of 1 in 2^32 per pair; a collision only merges the two words).
 
-A document's value per token is BM25's term-frequency part, tf (K1 + 1) / (tf + K1 (1 - B + B
-len / AVG_TOKENS)); the engine multiplies each query dimension by its inverse document frequency
-(the sparse vector's IDF modifier), so the dot product of a query (1 / n for each of its n distinct
-tokens) with a document is its BM25 score averaged over the query's tokens. AVG_TOKENS is fixed
-rather than measured (a caption plus a label runs to about 8 tokens) so a document's vector never
-changes when others are added.
+A document's value per token is BM25's term-frequency saturation, normalised to [0, 1):
+tf / (tf + K1 (1 - B + B len / AVG_TOKENS)) (BM25's tf (K1 + 1) / (tf + ...) divided by K1 + 1). The
+query gives each of its n distinct tokens 1 / n, so the dot product of a query with a document is the
+mean of those saturations over the query's tokens: in [0, 1), a word once in a one-word label 0.71,
+in a caption of eight tokens 0.45, and one word matched of three counts a third.
+
+No inverse document frequency: the engine's IDF modifier counts documents per collection, so one
+namespace's words changed another's scores (team-a's labels lowered team-b's; issue 20.6). Every
+weight here depends on the image's own text alone, and AVG_TOKENS is fixed rather than measured (a
+caption plus a label runs to about 8 tokens) so a document's vector never changes when others are
+added. The price: a common word of a several-word query counts as much as a rare one. The vector is
+named `lexical`; the IDF-weighted `text` vector of collections made before is left unread, and such
+a collection searches without the lexical channel until `imgsearch reindex` rebuilds it.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from typing import Any
 
 from imgsearch.vectorstore.engine import SparseVector
 
-TEXT = "text"  # the sparse vector's name in the `images` collection
+TEXT = "lexical"  # the sparse vector's name in the `images` collection
+LEGACY_TEXT = "text"  # the IDF-weighted one of collections made before (unread; reindex drops it)
 CAPTION = "caption"  # the metadata key of an image's caption
 
 K1 = 1.2
@@ -60,7 +68,8 @@ def image_text(payload: dict[str, Any]) -> str:
 
 
 def document_vector(text: str) -> SparseVector:
-    """The BM25 term-frequency weights of a document's tokens (empty when it has none)."""
+    """The normalised BM25 term-frequency weights of a document's tokens, each in (0, 1) (empty
+    when it has none)."""
     found = tokens(text)[:MAX_TOKENS]
     if not found:
         return SparseVector()
@@ -68,7 +77,7 @@ def document_vector(text: str) -> SparseVector:
     weights: dict[int, float] = {}
     for token, tf in Counter(found).items():
         i = token_id(token)
-        weights[i] = weights.get(i, 0.0) + tf * (K1 + 1.0) / (tf + norm)
+        weights[i] = weights.get(i, 0.0) + tf / (tf + norm)
     ids = tuple(sorted(weights))
     return SparseVector(ids, tuple(weights[i] for i in ids))
 
@@ -76,8 +85,8 @@ def document_vector(text: str) -> SparseVector:
 def query_vector(words: Iterable[tuple[str, float]]) -> SparseVector:
     """The query's (word, weight) pairs with a positive weight as a sparse vector: each distinct
     token once, at its word's share of the weights (1 / n for n plain words), so a document's score
-    is the mean BM25 score of the query's tokens: matching one word of three counts a third of
-    matching all three. Empty when none has a token."""
+    is the mean saturation of the query's tokens in its text, in [0, 1): matching one word of three
+    counts a third of matching all three. Empty when none has a token."""
     weights: dict[int, float] = {}
     for word, weight in words:
         if weight <= 0:

@@ -48,12 +48,6 @@ def meta_token(key: str, value: str) -> str:
     return json.dumps([key, value], ensure_ascii=False, separators=(",", ":"))
 
 
-def meta_value(token: str, key: str) -> str | None:
-    """The value of a `_meta_kv` entry when it belongs to `key`, else None."""
-    pair = json.loads(token)
-    return str(pair[1]) if pair[0] == key else None
-
-
 def meta_path(key: str) -> str:
     """The payload path of one metadata key (quoted, so dots and spaces stay part of the key)."""
     if not key or '"' in key or "\\" in key:

@@ -20,11 +20,12 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from imgsearch.errors import FailedPrecondition, InvalidArgument, ServiceError, Unavailable
-from imgsearch.vectorstore import engine
+from imgsearch.vectorstore import engine, plan
 from imgsearch.vectorstore.base import VectorStore
 from imgsearch.vectorstore.checks import missing_collection
-from imgsearch.vectorstore.engine import Branch, Match, Page, Ranking, Row, SparseVector
+from imgsearch.vectorstore.engine import Match, Page, Row, SparseVector
 from imgsearch.vectorstore.payloads import THUMBNAIL
+from imgsearch.vectorstore.plan import Ranking
 from imgsearch.vectorstore.schema import IDF_VECTORS, PAYLOAD_INDEXES, SPARSE_VECTORS
 from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
 
@@ -182,87 +183,43 @@ class RemoteStore(VectorStore):
     def _query(
         self, name: str, ranking: Ranking, using: str | None, limit: int, match: Match | None
     ) -> list[Any]:
-        flt = _filter(match)
-        query: Any = _ranked(ranking.vector, ranking.negatives)
-        prefetch: Any = None
-        lexical = ranking.lexical
-        if ranking.bonus is not None or (lexical is not None and not ranking.fused):
-            # own score (+ weight x sparse score) (+ lexical part), by the score formula
-            prefetch = [
-                models.Prefetch(
-                    query=query,
-                    using=using,
-                    limit=ranking.candidates,
-                    filter=flt,
-                    params=self._params_for(using),
-                ),
-            ]
-            formula: Any = "$score[0]"
-            if (bonus := ranking.bonus) is not None:
-                prefetch.append(_sparse_prefetch(bonus, ranking.candidates, flt))
-                weighted = models.MultExpression(mult=[bonus.weight, "$score[1]"])
-                summed = models.SumExpression(sum=[formula, weighted])
-                formula = models.MultExpression(mult=[1.0 / (1.0 + bonus.weight), summed])
-            if lexical is not None:
-                bm25 = f"$score[{len(prefetch)}]"
-                prefetch.append(_sparse_prefetch(lexical, ranking.candidates, flt))
-                saturated = models.DivExpression(
-                    div=models.DivParams(
-                        left=bm25,
-                        right=models.SumExpression(sum=[bm25, engine.LEXICAL_HALF]),
-                        by_zero_default=0.0,
-                    )
-                )
-                # score + weight x saturated x (1 - score): lifted toward 1, never past it
-                gap = models.SumExpression(sum=[1.0, models.NegExpression(neg=formula)])
-                formula = models.SumExpression(
-                    sum=[formula, models.MultExpression(mult=[lexical.weight, saturated, gap])]
-                )
+        """The plan (plan.py) in qdrant-client's classes: the translator."""
+        p, flt = plan.build(ranking, using, limit), _filter(match)
+        prefetch = [
+            models.Prefetch(
+                query=_ranked(c.source),
+                using=c.source.using or None,
+                limit=c.limit,
+                filter=flt if c.filtered else None,
+                params=None if c.source.sparse else self._params_for(c.source.using),
+                score_threshold=c.threshold,
+            )
+            for c in p.prefetches
+        ]
+        query: Any
+        using = None  # the top level's vector: that of a plain or diverse query
+        if isinstance(p.query, plan.Nearest):
+            query, using = _ranked(p.query), p.query.using
+        elif isinstance(p.query, plan.Formula):
             defaults = {f"$score[{i}]": 0.0 for i in range(len(prefetch))}
-            query = models.FormulaQuery(formula=formula, defaults=defaults)
-            using = None
-        elif ranking.fused:
-            branches = [
-                Branch(ranking.vector, ranking.negatives, using or "", ranking.weight),
-                *ranking.fused,
-            ]
-            if lexical is not None:  # the lexical ranking is fused as one more
-                branches.append(Branch(lexical.vector, (), lexical.using, 1.0))  # type: ignore[arg-type]
-            prefetch = [
-                models.Prefetch(
-                    query=_ranked(b.vector, b.negatives),
-                    using=b.using or None,
-                    limit=ranking.candidates,
-                    params=self._params_for(b.using),
-                )  # the request's filter reaches every prefetch (see EdgeStore._query)
-                for b in branches
-            ]
-            query = models.RrfQuery(rrf=models.Rrf(k=engine.RRF_K, weights=[b.weight for b in branches]))
-            using = None
-        elif ranking.mmr_lambda is not None:
-            if ranking.negatives:  # MMR picks among the candidates nearer the query than any negative
-                prefetch = models.Prefetch(
-                    query=query,
-                    using=using,
-                    limit=ranking.candidates,
-                    filter=flt,
-                    params=self._params_for(using),
-                    score_threshold=0.0,
-                )
-            # qdrant-client's Mmr takes the diversity, 1 - lambda
-            mmr = models.Mmr(diversity=1.0 - ranking.mmr_lambda, candidates_limit=ranking.candidates)
-            query = models.NearestQuery(nearest=ranking.vector.tolist(), mmr=mmr)
+            query = models.FormulaQuery(formula=_expression(p.query.expr), defaults=defaults)
+        elif isinstance(p.query, plan.Fusion):
+            query = models.RrfQuery(rrf=models.Rrf(k=plan.RRF_K, weights=list(p.query.weights)))
+        else:  # qdrant-client's Mmr takes the diversity, 1 - lambda
+            d, using = p.query, p.query.using
+            mmr = models.Mmr(diversity=1.0 - d.lambda_, candidates_limit=d.candidates)
+            query = models.NearestQuery(nearest=d.vector.tolist(), mmr=mmr)
         response = self._call(
             self._client.query_points,
             name,
             query=query,
             using=using,
-            prefetch=prefetch,
-            offset=ranking.offset or None,
-            limit=limit,
+            prefetch=prefetch or None,
+            offset=p.offset or None,
+            limit=p.limit,
             query_filter=flt,
-            score_threshold=ranking.min_score,
-            search_params=self._params_for(using),
+            score_threshold=p.threshold,
+            search_params=self._params_for(p.params),
             with_payload=models.PayloadSelectorExclude(exclude=[THUMBNAIL]),
         )
         return response.points
@@ -273,13 +230,14 @@ class RemoteStore(VectorStore):
         return [(str(h.value), int(h.count)) for h in response.hits]
 
     def _scroll(self, name: str, page: Page) -> tuple[list[Any], Any]:
+        paths = page.with_payload
         return self._call(
             self._client.scroll,
             name,
             scroll_filter=_filter(page.match),
             limit=page.limit,
             offset=page.offset,
-            with_payload=page.with_payload,
+            with_payload=list(paths) if isinstance(paths, tuple) else paths,
             with_vectors=page.with_vector,
         )
 
@@ -363,18 +321,32 @@ def _local_collection_error(e: ValueError) -> bool:
     return text.startswith("Collection ") and text.endswith((" not found", " already exists"))
 
 
-def _ranked(vector: np.ndarray, negatives: tuple[np.ndarray, ...]) -> Any:
-    """Nearest to `vector`, or with negatives the engine's recommend query (best-score strategy)."""
+def _ranked(source: plan.Nearest) -> Any:
+    """Nearest to the vector, or with negatives the engine's recommend query (best-score strategy)."""
+    vector = source.vector
     if isinstance(vector, SparseVector):
         return _sparse(vector)
-    if not negatives:
+    if not source.negatives:
         return vector.tolist()
     recommend = models.RecommendInput(
         positive=[vector.tolist()],
-        negative=[n.tolist() for n in negatives],
+        negative=[n.tolist() for n in source.negatives],
         strategy=models.RecommendStrategy.BEST_SCORE,
     )
     return models.RecommendQuery(recommend=recommend)
+
+
+def _expression(x: plan.Expr) -> Any:
+    """A plan's score formula as qdrant-client's expression models."""
+    if isinstance(x, plan.Score):
+        return f"$score[{x.prefetch}]"
+    if isinstance(x, plan.Sum):
+        return models.SumExpression(sum=[_expression(t) for t in x.terms])
+    if isinstance(x, plan.Product):
+        return models.MultExpression(mult=[_expression(t) for t in x.factors])
+    if isinstance(x, plan.Negated):
+        return models.NegExpression(neg=_expression(x.term))
+    return float(x)
 
 
 def _sparse_params(vname: str) -> models.SparseVectorParams:
@@ -407,8 +379,3 @@ def _plain(vector: np.ndarray | dict[str, Any]) -> list[float] | dict[str, Any]:
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _sparse_prefetch(part: Any, limit: int, flt: models.Filter | None) -> models.Prefetch:
-    """The candidates of one sparse ranking part (a bonus or the lexical match) for a score formula."""
-    return models.Prefetch(query=_ranked(part.vector, ()), using=part.using, limit=limit, filter=flt)

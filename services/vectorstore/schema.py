@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from imgsearch.vectorstore import payloads
-from imgsearch.vectorstore.lexical import TEXT
+from imgsearch.vectorstore.lexical import LEGACY_TEXT, TEXT
 
 IMAGES = "images"
 WORDS = "words"
@@ -18,12 +18,13 @@ VectorName = Literal["visual", "semantic"]
 # taxonomic channel, imgsearch.embedder.channels.taxonomy). Collections made before it lack it until
 # `imgsearch reindex` rebuilds them; until then text searches use the semantic channel alone.
 CLASSES = "classes"
-# And `text` (imgsearch.vectorstore.lexical): BM25 term weights of the image's label, caption and
-# metadata values, which the engine weights by inverse document frequency (the lexical channel of
-# hybrid search). Collections made before it search semantically only until a reindex rebuilds them.
+# And `lexical` (imgsearch.vectorstore.lexical): normalised BM25 term weights of the image's label,
+# caption and metadata values, with no collection statistics (the lexical channel of hybrid search).
+# Collections made before it search semantically only until a reindex rebuilds them.
 SPARSE_VECTORS: dict[str, tuple[str, ...]] = {IMAGES: (CLASSES, TEXT)}
-# The sparse vectors created with the engine's IDF modifier.
-IDF_VECTORS = frozenset({TEXT})
+# The sparse vectors opened with the engine's IDF modifier: the `text` vector of collections made
+# before `lexical` (unread, kept as it was made until a reindex rebuilds the collection).
+IDF_VECTORS = frozenset({LEGACY_TEXT})
 # Payload keys of the `images` collection (besides user metadata under "metadata").
 IMAGE_PAYLOAD_KEYS = ("uri", "label", "sha256", "width", "height", "ingested_at", "metadata")
 

@@ -29,7 +29,8 @@ class ImagePoint:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: cosine similarity `score` (higher is closer) and the stored payload."""
+    """A search result: its relevance `score` in [0, 1] (plan.Scale; higher is closer) and the stored
+    payload."""
 
     id: str
     score: float

@@ -21,14 +21,15 @@ RESULT = SearchResult(
         ImageResult("id-22", 0.5, "/photos/cat.jpg", "cat", {}),
     ],
     unknown_terms=["zzzq"],
+    match_count=2,
 )
 WORDS = [WordResult("bottle", 0.8771), WordResult("bottles", 0.75)]
 
 
 def test_search_json_has_exactly_the_documented_shape():
     doc = json.loads(json.dumps(output.images_json(RESULT)))
-    assert set(doc) == {"results", "unknown_terms", "ignored_terms"}
-    assert doc["unknown_terms"] == ["zzzq"]
+    assert set(doc) == {"results", "match_count", "unknown_terms", "ignored_terms"}
+    assert doc["unknown_terms"] == ["zzzq"] and doc["match_count"] == 2
     first = doc["results"][0]
     assert set(first) == {"id", "score", "uri", "label", "metadata"}
     assert first == {

@@ -51,7 +51,11 @@ def test_search_json_shape_with_filters(server, ingested, folder):
     )
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"results", "unknown_terms", "ignored_terms"} and doc["unknown_terms"] == []
+    assert (
+        set(doc) == {"results", "match_count", "unknown_terms", "ignored_terms"}
+        and doc["unknown_terms"] == []
+    )
+    assert 0 <= doc["match_count"] <= len(doc["results"])
     assert len(doc["results"]) == 2
     for r in doc["results"]:
         assert set(r) == {"id", "score", "uri", "label", "metadata"}

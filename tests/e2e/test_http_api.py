@@ -75,6 +75,7 @@ def test_search_text_is_the_grpc_answer_in_the_json_mapping(base, grpc_stubs):
     assert [h["label"] for h in doc["results"]][0] in ("puppy", "puppies")
     assert doc["results"][0]["score"] == pytest.approx(reply.results[0].score, abs=1e-6)
     assert doc["unknownTerms"] == [] and "thumbnail" not in doc["results"][0]
+    assert doc["matchCount"] == reply.match_count  # sent when 0 too: the page draws its divider by it
     # GET with query parameters (dotted names reach into sub-messages) answers the same
     status, _, got = call(base, "GET", "/v1/query:searchText?text=dog&k=5")
     assert status == 200 and [h["id"] for h in got["results"]] == [h["id"] for h in doc["results"]]

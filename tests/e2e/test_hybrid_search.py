@@ -134,3 +134,40 @@ def test_the_client_and_the_cli_switch_modes(served, photos):
         code = main(["search", "lawyer", "--mode", mode, "-k", "3", "--json"], env=env)
         first = json.loads(out.getvalue())["results"][0]["uri"]
         assert code == 0 and (first == str(photos[CAPTIONED])) == first_is_captioned, mode
+
+
+def test_every_mode_scores_a_relevance_and_says_how_many_results_match(served, photos):
+    """Issue 21.3/21.4: scores in [0, 1] whatever the mode, `match_count` the results at or above
+    0.5 (they come first), and a weak lexical-only match no longer passes --min-score 0.9."""
+    running, stubs, ids = served
+    puppy = query_pb2.QueryPart(id=ids["puppy"])
+    asked = [
+        {"text": "golden retriever"},
+        {"text": "golden retriever", "mode": Mode.SEMANTIC},
+        {"text": "golden retriever", "mode": Mode.LEXICAL},
+        {"text": "dog", "parts": [puppy]},
+        {"text": "dog", "mmr_lambda": 0.5},
+        {"text": "zorblax"},
+        {"text": "dog -cat"},
+    ]
+    replies = [_search(stubs, k=44, **fields) for fields in asked]
+    replies.append(stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=ids["puppy"], k=44)))
+    for fields, r in zip([*asked, "similar"], replies, strict=True):
+        scores = [h.score for h in r.results]
+        assert scores and all(0.0 <= s <= 1.0 for s in scores), fields
+        if "mmr_lambda" not in fields:  # diverse results come in the engine's pick order
+            assert scores == sorted(scores, reverse=True), fields
+            assert r.match_count == sum(s >= 0.5 for s in scores), fields
+    dog = _search(stubs, text="dog", k=44)
+    assert 1 <= dog.match_count < len(dog.results) == len(photos)  # matches, not the whole library
+    assert {"puppy", "puppies"} <= set(_names(dog, photos)[: dog.match_count])
+    weak = _search(stubs, text="zorblax", k=3)  # one word of an eight-token caption: weaker
+    assert _names(weak, photos) == [CAPTIONED] and 0 < weak.results[0].score < 0.5 and weak.match_count == 0
+    none = _search(stubs, text="zorblax", k=3, min_score=0.9)
+    assert list(none.results) == [] and list(none.unknown_terms) == ["zorblax"]
+    with ImageSearchClient(running.addr) as client:
+        assert client.search("dog", k=44).match_count == dog.match_count
+    out = io.StringIO()
+    env = Environment(stdout=out, stderr=io.StringIO(), environ={"IMGSEARCH_ADDR": running.addr})
+    assert main(["search", "dog", "-k", "44", "--json"], env=env) == 0
+    assert json.loads(out.getvalue())["match_count"] == dog.match_count

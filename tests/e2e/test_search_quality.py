@@ -86,7 +86,7 @@ def test_scores_descend_and_min_score_cuts_them(served):
     results = stubs.query.SearchText(query_pb2.SearchTextRequest(text="bear", k=10)).results
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
-    assert -1.0 <= scores[-1] <= scores[0] <= 1.0  # the mean of a cosine and a probability
+    assert 0.0 <= scores[-1] <= scores[0] <= 1.0  # relevances
     cut = stubs.query.SearchText(query_pb2.SearchTextRequest(text="bear", k=10, min_score=0.3)).results
     assert cut and all(r.score >= 0.3 for r in cut)
     assert [r.id for r in cut] == [r.id for r in results if r.score >= 0.3]

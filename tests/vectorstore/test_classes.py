@@ -14,7 +14,7 @@ from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, VectorStore
 from imgsearch.vectorstore.base import SparseVector
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import Branch
+from imgsearch.vectorstore.plan import TEXT_SCALE, Branch
 from imgsearch.vectorstore.remote import RemoteStore
 from imgsearch.vectorstore.schema import CLASSES, SPARSE_VECTORS
 
@@ -74,8 +74,8 @@ def test_the_classes_channel_mixes_the_named_classes_probability_into_the_simila
     bonus = {points[5].id: 0.9, points[9].id: 0.6}
     for hit in fused:  # score = (cosine + weight x (classes . query classes)) / (1 + weight)
         point = next(p for p in points if p.id == hit.id)
-        expected = (_cos(point.semantic, query) + 0.5 * bonus.get(hit.id, 0.0)) / 1.5
-        assert hit.score == pytest.approx(expected, abs=2e-3)
+        raw = (_cos(point.semantic, query) + 0.5 * bonus.get(hit.id, 0.0)) / 1.5
+        assert hit.score == pytest.approx(TEXT_SCALE.relevance(raw), abs=2e-3)
     assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)
     assert len(fused) == 20
 
@@ -122,6 +122,7 @@ def test_an_embedded_store_reopens_with_its_classes(tmp_path):
         sparse = Branch(SparseVector((207,), (1.0,)), (), CLASSES, 1.0)
         hits = again.search_images(points[0].semantic, SEMANTIC, k=5, fused=(sparse,))
         two = next(h for h in hits if h.id == points[2].id)
-        assert two.score == pytest.approx((_cos(points[2].semantic, points[0].semantic) + 0.9) / 2, abs=2e-3)
+        raw = (_cos(points[2].semantic, points[0].semantic) + 0.9) / 2
+        assert two.score == pytest.approx(TEXT_SCALE.relevance(raw), abs=2e-3)
     finally:
         again.close()

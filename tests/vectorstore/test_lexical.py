@@ -3,8 +3,8 @@ on both adapters: Qdrant Edge, and RemoteStore over qdrant-client's local mode."
 
 from __future__ import annotations
 
-import math
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,19 @@ from qdrant_client import QdrantClient
 
 from imgsearch.errors import FailedPrecondition
 from imgsearch.vectorstore import SEMANTIC, ImagePoint, PayloadFilter, VectorStore
-from imgsearch.vectorstore.base import LEXICAL_WEIGHT
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import LEXICAL_HALF, Branch, SparseVector
-from imgsearch.vectorstore.lexical import AVG_TOKENS, K1, B, document_vector, query_vector, token_id, tokens
+from imgsearch.vectorstore.engine import SparseVector
+from imgsearch.vectorstore.lexical import (
+    AVG_TOKENS,
+    K1,
+    LEGACY_TEXT,
+    B,
+    document_vector,
+    query_vector,
+    token_id,
+    tokens,
+)
+from imgsearch.vectorstore.plan import LEXICAL_WEIGHT, TEXT_SCALE, Branch, fused_scale
 from imgsearch.vectorstore.remote import RemoteStore
 from imgsearch.vectorstore.schema import CLASSES, IMAGES, SPARSE_VECTORS
 
@@ -60,10 +69,16 @@ def loaded(request: pytest.FixtureRequest, tmp_path: Path):
     s.close()
 
 
-def _bm25(doc_tokens: int, tf: int, df: int, n: int = N) -> float:
-    """One query word's BM25 score in a document, as the engine's IDF modifier computes the IDF."""
-    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * doc_tokens / AVG_TOKENS))
+def _bm25(doc_tokens: int, tf: int) -> float:
+    """One query word's BM25 saturation in a document (no IDF: nothing but the document counts)."""
+    return tf / (tf + K1 * (1 - B + B * doc_tokens / AVG_TOKENS))
+
+
+def _lifted(relevance: float, bm25: float, weight: float = LEXICAL_WEIGHT) -> float:
+    """The relevance of a hybrid hit whose semantic relevance was `relevance`: the raw score s
+    becomes s + weight x bm25 x (1 - s)."""
+    s = TEXT_SCALE.raw(relevance)
+    return TEXT_SCALE.relevance(s + weight * bm25 * (1 - s))
 
 
 def test_tokens_and_ids_are_stable():
@@ -80,12 +95,17 @@ def test_lexical_search_ranks_by_bm25_over_label_caption_and_metadata(loaded):
     store, points = loaded
     hits = store.search_lexical(query_vector([("golden", 1.0), ("retriever", 1.0)]), 5)
     assert [h.id for h in hits] == [points[CAPTIONED].id]  # no other image has either word
-    # label "dog" + 6 caption tokens; each word in 1 of 30 images; the mean over the query's words
-    assert hits[0].score == pytest.approx(_bm25(7, 1, 1), rel=1e-3)
+    # label "dog" + 6 caption tokens: the mean over the query's words of each word's saturation
+    assert hits[0].score == pytest.approx(_bm25(7, 1), rel=1e-3)
+    assert 0 < hits[0].score < 1
     beach = store.search_lexical(query_vector([("beach", 1.0)]), 30)
     assert len(beach) == sum(1 for i in range(N) if i != CAPTIONED and i % 3 == 0)
     dogs = store.search_lexical(query_vector([("dog", 1.0)]), 30, PayloadFilter(exclude_labels=("cat",)))
     assert len(dogs) == 10
+    # min_score cuts on the same [0, 1] score: "dog" in a two-token text 0.66, in the captioned 0.48
+    strong = store.search_lexical(query_vector([("dog", 1.0)]), 30, min_score=0.5)
+    assert len(strong) == 9 and points[CAPTIONED].id not in {h.id for h in strong}
+    assert all(h.score == pytest.approx(_bm25(2, 1)) for h in strong)
     assert store.search_lexical(query_vector([("dog", 1.0)]), 30, PayloadFilter(labels=("cat",))) == []
     assert [h.id for h in store.search_lexical(query_vector([("dog", 1.0)]), 3, offset=8)] == [
         h.id for h in dogs[8:10]
@@ -100,11 +120,9 @@ def test_hybrid_adds_the_lexical_part_to_the_semantic_score(loaded):
     words = query_vector([("retriever", 1.0)])
     hybrid = store.search_images(q, SEMANTIC, N, lexical=words)
     assert hybrid[0].id == points[CAPTIONED].id
-    bm25 = _bm25(7, 1, 1)
     by_id = {h.id: h.score for h in semantic}
-    s, sat = by_id[points[CAPTIONED].id], bm25 / (bm25 + LEXICAL_HALF)
-    assert hybrid[0].score == pytest.approx(s + LEXICAL_WEIGHT * sat * (1 - s), abs=1e-3)
-    assert hybrid[0].score <= 1.0
+    assert hybrid[0].score == pytest.approx(_lifted(by_id[points[CAPTIONED].id], _bm25(7, 1)), abs=1e-3)
+    assert 0 <= hybrid[-1].score <= hybrid[0].score <= 1.0
     for h in hybrid[1:]:  # the others keep their semantic scores
         assert h.score == pytest.approx(by_id[h.id], abs=1e-4)
     # a word no image has leaves the ranking as it was; diverse results are semantic only
@@ -122,15 +140,16 @@ def test_hybrid_with_the_taxonomic_channel_and_with_fused_rankings(loaded):
     with_classes = {h.id: h.score for h in store.search_images(q, SEMANTIC, N, fused=classes)}
     both = store.search_images(q, SEMANTIC, N, fused=classes, lexical=words)
     assert both[0].id == points[CAPTIONED].id
-    bm25 = _bm25(7, 1, 1)
-    s, sat = with_classes[points[CAPTIONED].id], bm25 / (bm25 + LEXICAL_HALF)
-    assert both[0].score == pytest.approx(s + sat * (1 - s), abs=1e-3)
+    assert both[0].score == pytest.approx(_lifted(with_classes[points[CAPTIONED].id], _bm25(7, 1)), abs=1e-3)
     # words and images together: the lexical ranking is one more of the fused rankings
     visual = (Branch(points[3].visual, (), "visual", 1.0),)
     fused = store.search_images(q, SEMANTIC, 3, fused=visual)
     fused_lexical = store.search_images(q, SEMANTIC, 3, fused=visual, lexical=words)
     assert points[CAPTIONED].id in [h.id for h in fused_lexical]
-    assert fused_lexical[0].score > fused[0].score * 0.99
+    # in RRF scores (each over the best a fusion of its rankings can give): the top is not lowered
+    two, three = fused_scale((1.0, 1.0)).high, fused_scale((1.0, 1.0, 1.0)).high
+    assert fused_lexical[0].score * three > fused[0].score * two * 0.99
+    assert all(0 <= h.score <= 1 for h in fused + fused_lexical)
 
 
 def test_relabelling_updates_the_lexical_index(loaded):
@@ -143,8 +162,13 @@ def test_relabelling_updates_the_lexical_index(loaded):
 
 
 @pytest.mark.parametrize("kind", ["edge", "remote"])
-def test_a_collection_made_before_the_text_vector_searches_semantically(kind, tmp_path, monkeypatch):
-    monkeypatch.setitem(SPARSE_VECTORS, IMAGES, (CLASSES,))
+@pytest.mark.parametrize("sparse", [(CLASSES,), (CLASSES, LEGACY_TEXT)], ids=["no-text", "idf-text"])
+def test_a_collection_made_before_the_lexical_vector_searches_semantically(
+    kind, sparse, tmp_path, monkeypatch
+):
+    """Made before the lexical channel, or with its IDF-weighted `text` vector (before issue 20.6):
+    semantic search until a reindex rebuilds the collection."""
+    monkeypatch.setitem(SPARSE_VECTORS, IMAGES, sparse)
     store = _store(kind, tmp_path)
     store.ensure_collections(VIS, SEM, SEM)
     points = _points()
@@ -157,3 +181,36 @@ def test_a_collection_made_before_the_text_vector_searches_semantically(kind, tm
     with pytest.raises(FailedPrecondition, match="reindex"):
         store.search_lexical(query_vector([("retriever", 1.0)]), 5)
     store.close()
+
+
+def test_a_namespaces_lexical_scores_depend_on_its_own_images_only(loaded):
+    """Issue 20.6: team-a's images using team-b's word leave team-b's scores as they were (an IDF
+    per collection lowered them: 11.59 -> 8.71 with 8 uses in team-a)."""
+    store, points = loaded
+    b = points[0]
+    store.upsert_images(
+        [
+            replace(
+                b,
+                id=str(uuid.UUID(int=900)),
+                payload={**b.payload, "namespace": "team-b", "metadata": {"caption": "zorblax"}},
+            )
+        ]
+    )
+    words = query_vector([("zorblax", 1.0)])
+    q = b.semantic
+    before = store.search_lexical(words, 5, namespace="team-b")
+    hybrid_before = store.search_images(q, SEMANTIC, 5, lexical=words, namespace="team-b")
+    assert len(before) == 1
+    team_a = [
+        replace(
+            p,
+            id=str(uuid.UUID(int=1000 + i)),
+            payload={**p.payload, "namespace": "team-a", "metadata": {"caption": "zorblax zorblax"}},
+        )
+        for i, p in enumerate(points[:8])
+    ]
+    store.upsert_images(team_a)
+    assert len(store.search_lexical(words, 20, namespace="team-a")) == 8
+    assert store.search_lexical(words, 5, namespace="team-b") == before
+    assert store.search_images(q, SEMANTIC, 5, lexical=words, namespace="team-b") == hybrid_before

@@ -4,6 +4,7 @@ each run on both adapters: Qdrant Edge, and RemoteStore over qdrant-client's loc
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,8 @@ from qdrant_client import QdrantClient
 
 from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import SEMANTIC, VISUAL, ImagePoint, PayloadFilter, VectorStore
-from imgsearch.vectorstore.base import FUSION_CANDIDATES
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import RRF_K, Branch
+from imgsearch.vectorstore.plan import FUSION_CANDIDATES, RRF_K, TEXT_SCALE, Branch, fused_scale
 from imgsearch.vectorstore.remote import RemoteStore
 
 VIS, SEM = 16, 8
@@ -91,13 +91,13 @@ def test_mmr_picks_varied_results_among_near_copies(loaded):
     diverse = store.search_images(base.semantic, SEMANTIC, 5, mmr_lambda=0.5)
     assert set(plain) <= copy_ids
     assert len(diverse) == 5 and len(set(_ids(diverse)) & copy_ids) == 1
-    # scores stay the similarity to the query
+    # scores stay those of the similarity to the query
     cos = {
         p.id: float(p.semantic @ base.semantic / np.linalg.norm(p.semantic) / np.linalg.norm(base.semantic))
         for p in points
     }
     for h in diverse[1:]:
-        assert h.score == pytest.approx(cos[h.id], abs=1e-3)
+        assert h.score == pytest.approx(TEXT_SCALE.relevance(cos[h.id]), abs=1e-3)
     with pytest.raises(InvalidArgument, match="lambda"):
         store.search_images(base.semantic, SEMANTIC, 5, mmr_lambda=1.5)
 
@@ -146,6 +146,35 @@ def test_facets_count_labels_and_metadata_values_under_a_filter(loaded):
     assert store.facet_images("no such key") == []
 
 
+def test_a_metadata_facet_is_exact_for_every_key_of_many(loaded):
+    """Issue 20.11: 2,000 images x 30 keys answered nothing for key "k29" (a bounded read of every
+    key's tokens before keeping one key's); now each key's values are counted exactly."""
+    store, points = loaded
+    many = [
+        ImagePoint(
+            str(uuid.UUID(int=5000 + i)),
+            p.visual,
+            p.semantic,
+            {
+                "uri": f"/m/{i}",
+                "label": "many",
+                "metadata": {f"k{j}": f"v{i}-{j}" if j else "shared" for j in range(30)},
+            },
+        )
+        for i, p in enumerate(points * 6)  # 360 images, 10,800 distinct pairs
+    ]
+    many += [replace(m, id=str(uuid.UUID(int=9000 + i))) for i, m in enumerate(many[:3])]  # repeated values
+    for i in range(0, len(many), 100):
+        store.upsert_images(many[i : i + 100])
+    assert store.facet_images("k29", limit=2) == [("v0-29", 2), ("v1-29", 2)]
+    assert store.facet_images("k0") == [("shared", 363)]
+    for key in (f"k{j}" for j in range(1, 30)):  # every key's every image (a bounded read lost k8, k9)
+        counts = store.facet_images(key, limit=1000)
+        assert len(counts) == 360 and sum(n for _, n in counts) == 363, key
+    assert store.facet_images("k29", PayloadFilter(labels=("cat",))) == []
+    assert store.facet_images("k29", namespace="elsewhere") == []
+
+
 def test_two_rankings_fused_by_the_engine(loaded):
     """Weighted reciprocal rank fusion as both engines compute it: a point at 1-based rank r of a
     ranking weighted w scores 1 / (RRF_K - 1 + r / w), summed over the rankings."""
@@ -162,7 +191,8 @@ def test_two_rankings_fused_by_the_engine(loaded):
         branch = Branch(b.visual, (), VISUAL, weight)
         hits = store.search_images(a.semantic, SEMANTIC, 5, fused=(branch,))
         assert [h.id for h in hits] == want
-        assert [h.score for h in hits] == pytest.approx([rrf[i] for i in want], rel=1e-4)
+        top = fused_scale((1.0, weight)).high  # first in both rankings
+        assert [h.score for h in hits] == pytest.approx([rrf[i] / top for i in want], rel=1e-4)
         paged = store.search_images(a.semantic, SEMANTIC, 2, fused=(branch,), offset=3)
         assert [h.id for h in paged] == want[3:5]
     cats = store.search_images(a.semantic, SEMANTIC, 30, PayloadFilter(labels=("cat",)), fused=(branch,))

@@ -15,6 +15,7 @@ from qdrant_client import QdrantClient
 from imgsearch.config.settings import Settings
 from imgsearch.vectorstore import IMAGES, SEMANTIC, VISUAL, ImagePoint, VectorStore, open_store
 from imgsearch.vectorstore.edge import EdgeStore
+from imgsearch.vectorstore.plan import VISUAL_SCALE
 from imgsearch.vectorstore.remote import RemoteStore
 from imgsearch.vectorstore.storage import StorageOptions
 
@@ -52,7 +53,8 @@ def test_each_quantization_finds_the_nearest_image(tmp_path, adapter, quantizati
     for target in (points[3], points[150]):
         hits = store.search_images(target.visual, VISUAL, k=3)
         assert hits[0].id == target.id
-        assert hits[0].score == pytest.approx(1.0, abs=1e-4)  # rescored with the original vectors
+        # rescored with the original vectors: cosine 1
+        assert hits[0].score == pytest.approx(VISUAL_SCALE.relevance(1.0), abs=1e-5)
     store.close()
     if adapter == "edge":
         stored = _edge_config(tmp_path / "qdrant")["vectors"][VISUAL]
