@@ -157,3 +157,29 @@ def test_an_ingest_call_takes_at_most_max_images_per_stream(runtime, store, phot
     with pytest.raises(ResourceExhausted, match="max_images_per_stream"):
         got.extend(Ingestor(runtime, store, batch=2, limits=limits).ingest(items))
     assert store.count_images() == 3
+
+
+def test_namespaces_cannot_collide_or_probe_through_ids(runtime, store, photos):
+    """Ids are per namespace: the same photo is new in each, with the same public id, and
+    team-b storing under team-a's future content id changes nothing team-a sees or is told."""
+    ingestor = Ingestor(runtime, store, batch=8)
+    info = runtime.model_info()
+    cat, tent = photos["black_cat"].read_bytes(), photos["tent"].read_bytes()
+    cat_id, _ = content_id(cat)
+    squat = PrecomputedPoint(cat_id, [1.0] * info.visual_dim, [1.0] * info.semantic_dim, uri="squat")
+    assert upsert_vectors(store, info, [squat], namespace="team-b") == 1  # team-b squats the id
+    (b_tent,) = ingestor.ingest([IngestItem(tent, id=cat_id, namespace="team-b")])  # other content
+    assert b_tent.status == "failed" and b_tent.error_code == ALREADY_EXISTS  # its own namespace's rule
+    (a_cat,) = ingestor.ingest([IngestItem(cat, uri="a", namespace="team-a")])
+    assert (a_cat.status, a_cat.id) == ("new", cat_id)
+    (d_cat,) = ingestor.ingest([IngestItem(cat, uri="d")])
+    assert (d_cat.status, d_cat.id) == ("new", cat_id)
+    (again,) = ingestor.ingest([IngestItem(cat, uri="a", namespace="team-a")])
+    assert again.status == "duplicate"
+    assert store.get_image(cat_id, "team-b").payload["uri"] == "squat"
+    assert store.get_image(cat_id, "team-a").payload["uri"] == "a"
+    # team-b's answers are the same whether team-a holds the photo or not
+    (probe,) = ingestor.ingest([IngestItem(tent, id=cat_id, namespace="team-b")])
+    assert (probe.status, probe.error_code) == (b_tent.status, b_tent.error_code)
+    assert store.delete_images(ids=[cat_id], namespace="team-a") == 1
+    assert store.get_image(cat_id, "team-b") is not None and store.get_image(cat_id) is not None
