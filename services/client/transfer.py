@@ -398,5 +398,6 @@ def _size(r: StoredImage) -> int:
     """About what a record costs in an ImportImages request."""
     text = len(r.id) + len(r.namespace) + len(r.uri) + len(r.label) + len(r.sha256) + len(r.extra_json)
     metadata = sum(len(k) + len(v) + 8 for k, v in r.metadata.items())
-    vectors = 4 * (len(r.visual) + len(r.semantic) + len(r.class_scores)) + 5 * len(r.class_ids)
+    floats = sum(len(v) for v in (r.visual, r.semantic) if v is not None) + len(r.class_scores)
+    vectors = 4 * floats + 5 * len(r.class_ids)
     return text + metadata + vectors + 64
