@@ -31,6 +31,8 @@ def check_payload(uri: str, label: str, metadata: Mapping[str, str], limits: Lim
             f"metadata has {len(metadata)} keys, over the limit max_metadata_keys={limits.max_metadata_keys}"
         )
     for key, value in metadata.items():
+        if not key:  # a filter could never name it (an HTTP form field "metadata." gave one)
+            raise InvalidArgument("a metadata key must not be empty")
         total += _check("a metadata key", key, limits.max_metadata_key_bytes, "max_metadata_key_bytes")
         total += _check(
             f"metadata value of {echo(key)!r}",

@@ -183,3 +183,20 @@ def test_namespaces_cannot_collide_or_probe_through_ids(runtime, store, photos):
     assert (probe.status, probe.error_code) == (b_tent.status, b_tent.error_code)
     assert store.delete_images(ids=[cat_id], namespace="team-a") == 1
     assert store.get_image(cat_id, "team-b") is not None and store.get_image(cat_id) is not None
+
+
+def test_an_empty_metadata_key_is_refused_everywhere(runtime, store, photos):
+    """No filter could name it: a form field `metadata.` over HTTP gave one."""
+    cat = photos["black_cat"].read_bytes()
+    (out,) = Ingestor(runtime, store, batch=8).ingest([IngestItem(cat, metadata={"": "x"})])
+    assert out.status == "failed" and out.error_code == INVALID and "must not be empty" in out.error
+    info = runtime.model_info()
+    point = PrecomputedPoint(
+        "00000000-0000-0000-0000-0000000000ee",
+        [1.0] * info.visual_dim,
+        [1.0] * info.semantic_dim,
+        metadata={"": "x"},
+    )
+    with pytest.raises(InvalidArgument, match="must not be empty"):
+        upsert_vectors(store, info, [point])
+    assert store.count_images() == 0
