@@ -14,6 +14,7 @@ from imgsearch.errors import FailedPrecondition, InvalidArgument
 from imgsearch.indexer.payload import check_id_length, check_payload, check_stored_fields, echo
 from imgsearch.indexer.thumbnails import check_thumbnail
 from imgsearch.telemetry.metrics import STORE_POINTS
+from imgsearch.types.queries import PointVectors
 from imgsearch.vectorstore.base import VectorStore, as_vector
 from imgsearch.vectorstore.checks import check_sparse
 from imgsearch.vectorstore.engine import SparseVector
@@ -23,20 +24,10 @@ from imgsearch.vectorstore.schema import IMAGES, WORDS
 from imgsearch.vectorstore.types import ImagePoint, PayloadFilter
 
 
-@dataclass
-class PrecomputedPoint:
-    id: str
-    visual: np.ndarray | list[float]
-    semantic: np.ndarray | list[float]
-    uri: str = ""
-    label: str = ""
-    metadata: dict[str, str] | None = None
-
-
 def upsert_vectors(
     store: VectorStore,
     info: ModelInfo,
-    points: list[PrecomputedPoint],
+    points: list[PointVectors],
     limits: Limits | None = None,
     namespace: str = DEFAULT_NAMESPACE,
 ) -> int:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.results import Embedder
 from imgsearch.errors import AlreadyExists, InvalidArgument, ResourceExhausted, ServiceError
-from imgsearch.indexer.items import IngestItem, IngestItemResult
 from imgsearch.indexer.payload import check_id_length, check_payload, echo
 from imgsearch.indexer.thumbnails import thumbnail_of, thumbnail_text
 from imgsearch.telemetry.metrics import IMAGES_INGESTED
+from imgsearch.types.items import IngestItem, IngestItemResult
 from imgsearch.vectorstore.base import SparseVector, VectorStore
 from imgsearch.vectorstore.ids import check_public_id, content_id
 from imgsearch.vectorstore.payloads import THUMBNAIL, check_namespace
