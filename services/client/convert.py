@@ -93,20 +93,19 @@ def search_result_from_proto(response: query_pb2.SearchImagesResponse) -> Search
     )
 
 
+# StoredImage's fields that are the proto's scalars as they are (the vectors, the metadata map and
+# the class lists are converted apart).
+_STORED_SCALARS = (
+    *("id", "namespace", "uri", "label", "ingested_at", "sha256", "width", "height", "extra_json"),
+)
+
+
 def stored_from_proto(msg: common_pb2.StoredImage, with_vectors: bool) -> StoredImage:
     return StoredImage(
-        id=msg.id,
-        namespace=msg.namespace,
-        uri=msg.uri,
-        label=msg.label,
+        **{name: getattr(msg, name) for name in _STORED_SCALARS},
         metadata=dict(msg.metadata),
-        ingested_at=msg.ingested_at,
-        sha256=msg.sha256,
-        width=msg.width,
-        height=msg.height,
         visual=np.asarray(msg.visual, dtype=np.float32) if with_vectors else None,
         semantic=np.asarray(msg.semantic, dtype=np.float32) if with_vectors else None,
-        extra_json=msg.extra_json,
         class_ids=tuple(msg.class_ids),
         class_scores=tuple(msg.class_scores),
     )
@@ -116,16 +115,8 @@ def stored_to_proto(r: StoredImage) -> common_pb2.StoredImage:
     if r.visual is None or r.semantic is None:
         raise ValueError(f"record {r.id} has no vectors: import needs records listed with_vectors")
     msg = common_pb2.StoredImage(
-        id=r.id,
-        namespace=r.namespace,
-        uri=r.uri,
-        label=r.label,
+        **{name: getattr(r, name) for name in _STORED_SCALARS},
         metadata=dict(r.metadata),
-        ingested_at=r.ingested_at,
-        sha256=r.sha256,
-        width=r.width,
-        height=r.height,
-        extra_json=r.extra_json,
         class_ids=list(r.class_ids),
         class_scores=list(r.class_scores),
     )
