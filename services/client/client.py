@@ -87,7 +87,19 @@ class ImageSearchClient:
         """`wait_for_ready=None` keeps the service config's (wait while the server starts);
         False fails fast with UNAVAILABLE when nothing listens, as a command-line tool wants.
         `namespace`: the namespace every data and query call uses unless it names another ("" =
-        the default namespace)."""
+        the default namespace).
+
+        Args:
+            addr: the server (query and embedder calls; every call on an all-in-one server).
+            indexer_addr: where ingest, deletes, vocabulary and stats go (None: `addr`).
+            embedder_addr: where embedding calls go (None: `addr`).
+            token: the bearer token sent with every call.
+            tls_ca: a CA certificate file: TLS to the servers.
+            timeout: the deadline of a call in seconds (slow calls take more).
+            wait_for_ready: see above.
+            max_message_bytes: the largest message sent or received.
+            namespace: see above.
+        """
         self.addr = addr
         self.namespace = namespace
         self.indexer_addr = indexer_addr or addr
@@ -134,7 +146,11 @@ class ImageSearchClient:
 
     def connect(self, addr: str | None = None) -> None:
         """Opens the connection to `addr` (default: the query address) now; ClientError UNAVAILABLE,
-        naming the address, when nothing answers there."""
+        naming the address, when nothing answers there.
+
+        Args:
+            addr: the address to reach (None: the query address).
+        """
         self._channel(addr or self.addr)
 
     @property
@@ -186,7 +202,23 @@ class ImageSearchClient:
         list (any of them); `offset` pages, `min_score` drops weaker results, `diverse` (a lambda
         in 0..1, 0.5 the usual) asks for varied results. `mode`: "hybrid" (meaning plus BM25 over
         the images' label, caption and metadata values; None: the server's default, hybrid where
-        the collection has that index), "semantic" or "lexical"."""
+        the collection has that index), "semantic" or "lexical".
+
+        Args:
+            text: the query in the query syntax.
+            k: how many results (at most the server's max_k).
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            parts: weighted words, images or stored ids besides the text.
+            offset: results skipped first (paging).
+            min_score: drop results scoring below it.
+            diverse: ask for varied results (maximal marginal relevance, lambda 0..1; 0.5 usual).
+            namespace: the namespace to use (None: the client's).
+            with_thumbnails: each hit carries the server's WebP thumbnail (while the reply's size
+                budget allows; the others come without one).
+            mode: "hybrid", "semantic" or "lexical" (None: the server's default).
+        """
         request = query_pb2.SearchTextRequest(
             text=text,
             k=k,
@@ -218,7 +250,23 @@ class ImageSearchClient:
         with_thumbnails: bool = False,
     ) -> SearchResult:
         """Image -> visually similar images, from image bytes or the id of a stored image (which is
-        left out unless `include_self`)."""
+        left out unless `include_self`).
+
+        Args:
+            image: encoded image bytes (or give `id`).
+            id: the id of a stored image of the namespace (or give `image`).
+            k: how many results.
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            offset: results skipped first (paging).
+            min_score: drop results scoring below it.
+            diverse: ask for varied results (maximal marginal relevance, lambda 0..1; 0.5 usual).
+            include_self: keep the stored image `id` among its own results.
+            namespace: the namespace to use (None: the client's).
+            with_thumbnails: each hit carries the server's WebP thumbnail (while the reply's size
+                budget allows; the others come without one).
+        """
         _one_source(image, id)
         request = query_pb2.SimilarImagesRequest(
             k=k,
@@ -247,7 +295,16 @@ class ImageSearchClient:
         namespace: str | None = None,
     ) -> list[tuple[str, int]]:
         """(label, images) per label, or (value, images) per value of `metadata_key`, under the
-        filter; most first."""
+        filter; most first.
+
+        Args:
+            metadata_key: count the values of this metadata key (None: count labels).
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            limit: how many values at most.
+            namespace: the namespace to use (None: the client's).
+        """
         request = query_pb2.FacetRequest(
             metadata_key=metadata_key or "",
             filter=query_filter_to_proto(label, metadata, filter),
@@ -259,7 +316,14 @@ class ImageSearchClient:
     def tags(
         self, image: bytes | None = None, id: str | None = None, k: int = 10, namespace: str | None = None
     ) -> list[WordResult]:
-        """Image -> nearest words, from image bytes or the id of a stored image."""
+        """Image -> nearest words, from image bytes or the id of a stored image.
+
+        Args:
+            image: encoded image bytes (or give `id`).
+            id: the id of a stored image of the namespace (or give `image`).
+            k: how many words.
+            namespace: the namespace to use (None: the client's).
+        """
         _one_source(image, id)
         request = query_pb2.TagImageRequest(k=k, namespace=self._ns(namespace))
         if image is not None:
@@ -269,7 +333,12 @@ class ImageSearchClient:
         return words_from_proto(self._call(self._query.TagImage, request))
 
     def words(self, word: str, k: int = 10) -> list[WordResult]:
-        """Word -> nearest words in the vocabulary."""
+        """Word -> nearest words in the vocabulary.
+
+        Args:
+            word: one word of the vocabulary.
+            k: how many words.
+        """
         return words_from_proto(
             self._call(self._query.SimilarWords, query_pb2.SimilarWordsRequest(word=word, k=k))
         )
@@ -295,6 +364,16 @@ class ImageSearchClient:
         (from a gRPC thread), `on_result` for each answer in input order. Items without a
         namespace go into `namespace` (default: the client's). Known content sent with a new
         label or metadata is updated in place (status "updated", no re-embedding).
+
+        Args:
+            items: the images, read lazily.
+            on_result: called with each image's result, in input order.
+            on_sent: called as each image leaves (from a gRPC thread).
+            chunk_items: most images per client stream.
+            chunk_bytes: most image bytes per client stream.
+            in_flight: streams open at once.
+            timeout: deadline of each stream in seconds (None: at least SLOW_CALL_TIMEOUT).
+            namespace: the namespace to use (None: the client's).
         """
         ns = self._ns(namespace)
         summary = IngestSummary()
@@ -325,7 +404,13 @@ class ImageSearchClient:
     def upsert_vectors(
         self, points: Iterable[PointVectors], batch_size: int = UPSERT_BATCH, namespace: str | None = None
     ) -> int:
-        """Upserts precomputed vectors in batches; returns how many points were written."""
+        """Upserts precomputed vectors in batches; returns how many points were written.
+
+        Args:
+            points: ids (UUIDs) with both vectors and their payload.
+            batch_size: points per call.
+            namespace: the namespace to use (None: the client's).
+        """
         ns = self._ns(namespace)
         total = 0
         batch: list[indexer_pb2.PointVectors] = []
@@ -351,7 +436,15 @@ class ImageSearchClient:
         namespace: str | None = None,
     ) -> int:
         """Deletes a namespace's images by ids, else by filter, or all of them with `all=True`;
-        returns the count."""
+        returns the count.
+
+        Args:
+            ids: the images to delete.
+            label: delete the images with this label (when no ids are given).
+            metadata: and these metadata pairs.
+            all: every image of the namespace (when neither ids nor a filter are given).
+            namespace: the namespace to use (None: the client's).
+        """
         request = indexer_pb2.DeleteRequest(ids=list(ids or ()), all=all, namespace=self._ns(namespace))
         f = filter_to_proto(label, metadata)
         if f is not None:
@@ -359,13 +452,25 @@ class ImageSearchClient:
         return self._call(self._indexer.Delete, request).deleted
 
     def load_vocabulary(self, limit: int = 0, force: bool = False, timeout: float | None = None) -> int:
-        """Loads the most frequent words into the `words` collection; returns how many it holds."""
+        """Loads the most frequent words into the `words` collection; returns how many it holds.
+
+        Args:
+            limit: how many words (0: the server's vocab_size).
+            force: load them again even when the collection holds enough.
+            timeout: deadline in seconds (None: at least SLOW_CALL_TIMEOUT).
+        """
         return self.load_vocabulary_report(limit, force, timeout)[0]
 
     def load_vocabulary_report(
         self, limit: int = 0, force: bool = False, timeout: float | None = None
     ) -> tuple[int, bool]:
-        """(words the collection holds, whether this call loaded them: False when they were there)."""
+        """(words the collection holds, whether this call loaded them: False when they were there).
+
+        Args:
+            limit: how many words (0: the server's vocab_size).
+            force: load them again even when the collection holds enough.
+            timeout: deadline in seconds (None: at least SLOW_CALL_TIMEOUT).
+        """
         request = indexer_pb2.LoadVocabularyRequest(limit=limit, force=force)
         timeout = timeout or max(self.timeout, SLOW_CALL_TIMEOUT)
         response = self._call(self._indexer.LoadVocabulary, request, timeout=timeout)
@@ -373,7 +478,11 @@ class ImageSearchClient:
 
     def reindex(self, batch: int = 0) -> Iterator[dict]:
         """Re-embeds stored images with the current head; yields progress dicts
-        {done, total, skipped, head}."""
+        {done, total, skipped, head}.
+
+        Args:
+            batch: images per embedder call (0: the server's default).
+        """
         request = indexer_pb2.ReindexRequest(batch=batch)
         try:
             for p in self._indexer.Reindex(request, timeout=24 * 3600, metadata=self._metadata):
@@ -382,7 +491,11 @@ class ImageSearchClient:
             raise ClientError.from_rpc_error(e) from e
 
     def stats(self, namespace: str | None = None) -> dict:
-        """Counts (images: of the namespace; words), the store kind and the embedder's model info."""
+        """Counts (images: of the namespace; words), the store kind and the embedder's model info.
+
+        Args:
+            namespace: the namespace to use (None: the client's).
+        """
         s = self._call(self._indexer.GetStats, indexer_pb2.GetStatsRequest(namespace=self._ns(namespace)))
         return {
             "images": s.images,
@@ -396,7 +509,13 @@ class ImageSearchClient:
     def get(
         self, ids: Sequence[str], *, with_vectors: bool = False, namespace: str | None = None
     ) -> tuple[list[StoredImage], list[str]]:
-        """The stored records of these ids in the namespace, and the ids not found there."""
+        """The stored records of these ids in the namespace, and the ids not found there.
+
+        Args:
+            ids: image ids.
+            with_vectors: include both vectors and the rest of the payload (`extra_json`).
+            namespace: the namespace to use (None: the client's).
+        """
         request = query_pb2.GetImagesRequest(
             ids=list(ids), namespace=self._ns(namespace), with_vectors=with_vectors
         )
@@ -415,8 +534,21 @@ class ImageSearchClient:
         namespace: str | None = None,
         all_namespaces: bool = False,
     ) -> ImagePage:
-        """One page of stored records under the filter, in id order; pass `next_page_token` back
-        for the next page (it stays correct while images are added or deleted)."""
+        """One page of stored records under the filter, in the store's id order; pass
+        `next_page_token` back for the next page (it stays correct while images are added or
+        deleted). A page may hold fewer than `limit` records where more would pass the server's
+        reply budget.
+
+        Args:
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            limit: most records on the page.
+            page_token: the previous page's `next_page_token` ("": the first page).
+            with_vectors: include both vectors and the rest of the payload (`extra_json`).
+            namespace: the namespace to use (None: the client's).
+            all_namespaces: list every namespace (a token that may read them all).
+        """
         request = query_pb2.ListImagesRequest(
             filter=query_filter_to_proto(label, metadata, filter),
             namespace=self._ns(namespace),
@@ -432,7 +564,13 @@ class ImageSearchClient:
 
     def iter_images(self, *, page_size: int = 500, page_token: str = "", **kwargs) -> Iterator[ImagePage]:
         """Every page of `list_images(**kwargs)` from `page_token` on (resume with a page's
-        `next_page_token`)."""
+        `next_page_token`).
+
+        Args:
+            page_size: most records per page.
+            page_token: where to start ("": the first page).
+            kwargs: what `list_images` takes besides `limit` and `page_token`.
+        """
         while True:
             page = self.list_images(limit=page_size, page_token=page_token, **kwargs)
             yield page
@@ -451,7 +589,16 @@ class ImageSearchClient:
         namespace: str | None = None,
     ) -> int:
         """Sets the label and sets or removes metadata keys of images by ids, else of those matching
-        `filter`, without re-embedding them; returns how many images matched."""
+        `filter`, without re-embedding them; returns how many images matched.
+
+        Args:
+            ids: the images to change (or give `filter`).
+            label: the new label (None: kept).
+            set_metadata: metadata keys to set.
+            remove_metadata: metadata keys to remove.
+            filter: change the images it matches (when no ids are given).
+            namespace: the namespace to use (None: the client's).
+        """
         request = indexer_pb2.UpdateImagesRequest(
             ids=list(ids or ()),
             namespace=self._ns(namespace),
@@ -467,7 +614,12 @@ class ImageSearchClient:
     def import_images(self, records: Sequence[StoredImage], model: Mapping) -> tuple[int, int]:
         """Stores exported records (with vectors) as they are, each into its own namespace;
         FAILED_PRECONDITION when `model` (the exporter's `model_info()`) is not the server's.
-        Returns (imported, skipped: already stored)."""
+        Returns (imported, skipped: already stored in their namespace, or repeated in `records`).
+
+        Args:
+            records: records listed with vectors (an export's rows).
+            model: the `model_info()` of the server that made the vectors.
+        """
         request = indexer_pb2.ImportImagesRequest(
             images=[stored_to_proto(r) for r in records], model=embedder_pb2.ModelInfo(**dict(model))
         )
@@ -482,7 +634,12 @@ class ImageSearchClient:
         return convert.model_info_from_proto(response)
 
     def embed_images(self, images: Sequence[bytes], batch_size: int = EMBED_BATCH) -> list[ImageEmbedding]:
-        """Visual and semantic vectors for each image, in order; a bad image carries `error`."""
+        """Visual and semantic vectors for each image, in order; a bad image carries `error`.
+
+        Args:
+            images: encoded image bytes.
+            batch_size: images per Embedder call.
+        """
         out: list[ImageEmbedding] = []
         for start in range(0, len(images), batch_size):
             batch = list(images[start : start + batch_size])
@@ -493,7 +650,11 @@ class ImageSearchClient:
         return out
 
     def embed_text(self, text: str) -> TextEmbedding:
-        """The normalised mean vector of the text's known words (NOT_FOUND when none is known)."""
+        """The normalised mean vector of the text's known words (NOT_FOUND when none is known).
+
+        Args:
+            text: words.
+        """
         response = self._embedder_call(
             self._embedder.EmbedText, embedder_pb2.EmbedTextRequest(text=text), 10.0
         )
@@ -526,6 +687,11 @@ class ImageSearchClient:
 
         Does not wait for the server to come up: a server that is down answers False at once.
         Errors other than "not reachable" (unknown service, refused token) raise ClientError.
+
+        Args:
+            service: a service's full name ("" = the whole server).
+            addr: where to ask (None: the query address).
+            timeout: seconds to wait for the answer.
         """
         try:
             stub = health_pb2_grpc.HealthStub(self._channel(addr or self.addr))
