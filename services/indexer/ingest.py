@@ -103,7 +103,11 @@ class Ingestor:
                 if held is None:
                     pass
                 elif held == sha:
-                    change = payload_change(item, payload) if key not in self._claimed else None
+                    change = (
+                        payload_change(item, payload)
+                        if payload is not None and key not in self._claimed
+                        else None
+                    )
                     if change is not None:  # known content with a new label or metadata
                         to_update.append((index, item, pid, change))
                     else:
