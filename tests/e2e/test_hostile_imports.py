@@ -193,3 +193,17 @@ def test_an_interrupted_export_leaves_no_partial_file(srv, tmp_path):
     with ImageSearchClient(srv.addr, namespace=ns) as client, pytest.raises(KeyboardInterrupt):
         transfer.export(client, tmp_path / "cut.parquet", progress=interrupt)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_of_every_namespace_restores_the_same_id_in_each(srv, tmp_path):
+    a, b = f"rt-a-{uuid.uuid4().hex[:6]}", f"rt-b-{uuid.uuid4().hex[:6]}"
+    same = str(uuid.uuid4())
+    assert _import(srv, _record(srv, a, id=same, label="a"), _record(srv, b, id=same, label="b"))[2] == (2, 0)
+    with ImageSearchClient(srv.addr) as client:
+        summary = transfer.export(client, tmp_path / "all.parquet", all_namespaces=True)
+        assert client.delete(all=True, namespace=a) == 1 and client.delete(all=True, namespace=b) == 1
+        restored = transfer.import_file(client, tmp_path / "all.parquet")
+        assert restored.imported == 2 and restored.imported + restored.skipped == summary.records
+        for namespace, label in ((a, "a"), (b, "b")):
+            (record,), missing = client.get([same], namespace=namespace)
+            assert (record.id, record.namespace, record.label, missing) == (same, namespace, label, [])
