@@ -124,8 +124,8 @@ def evaluate(qs: QuerySet, config: str, runtime, work: Path) -> dict:
 
 def _evaluate(qs: QuerySet, settings, runtime) -> dict:
     from imgsearch.indexer.ingest import Ingestor, load_vocabulary
-    from imgsearch.types.items import IngestItem
     from imgsearch.query.search import ImageSource, Page, search_text, tag_image
+    from imgsearch.types.items import IngestItem
     from imgsearch.vectorstore import open_store
 
     store = open_store(settings)
