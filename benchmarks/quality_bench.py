@@ -126,7 +126,7 @@ def ingest_photos(qs: QuerySet, settings, runtime):
     """A fresh store (under settings.data_dir) with the vocabulary and every photo; (store, stored
     id -> photo id). The caller closes the store."""
     from imgsearch.indexer.ingest import Ingestor, load_vocabulary
-    from imgsearch.indexer.items import IngestItem
+    from imgsearch.types.items import IngestItem
     from imgsearch.vectorstore import open_store
 
     store = open_store(settings)

@@ -64,3 +64,38 @@ class Unavailable(ServiceError):
 
     code_name = "UNAVAILABLE"
     code_number = 14
+
+
+class DeadlineExceeded(ServiceError):
+    """A call ran past its time."""
+
+    code_name = "DEADLINE_EXCEEDED"
+    code_number = 4
+
+
+class StreamIdle(DeadlineExceeded):
+    """A client stream sent nothing for too long (the server's idle limit)."""
+
+
+# The domain error of each status code, for errors that come back from another service (a
+# per-item error, a failed call): one explicit table, so the answer never depends on which modules
+# happen to be imported (a table built from ServiceError's subclasses grew with each import).
+BY_CODE: dict[str, type[ServiceError]] = {
+    cls.code_name: cls
+    for cls in (
+        InvalidArgument,
+        DeadlineExceeded,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        ResourceExhausted,
+        FailedPrecondition,
+        Unavailable,
+    )
+}
+
+
+def error_for_code(code_name: str, message: str) -> ServiceError:
+    """The domain error whose status is `code_name` (a grpc.StatusCode name); a plain
+    ServiceError (INTERNAL) for a code without one."""
+    return BY_CODE.get(code_name, ServiceError)(message)

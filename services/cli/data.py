@@ -153,12 +153,15 @@ def cmd_import(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     except (ValueError, OSError) as e:
         raise CommandError(str(e), ExitStatus.USAGE) from None
     with connect(args, settings) as client, progress_bar(err, header.records, "import", unit="rec") as bar:
-        summary = transfer.import_file(
-            client,
-            args.file,
-            namespace=args.namespace if args.namespace is not None else None,
-            progress=lambda done, total: bar.update(done - bar.n),
-        )
+        try:
+            summary = transfer.import_file(
+                client,
+                args.file,
+                namespace=args.namespace if args.namespace is not None else None,
+                progress=lambda done, total: bar.update(done - bar.n),
+            )
+        except transfer.BadExport as e:  # a value the file's metadata could not vouch for
+            raise CommandError(str(e), ExitStatus.USAGE) from None
     if args.json:
         output.write_json(
             {"imported": summary.imported, "skipped": summary.skipped, "seconds": round(summary.seconds, 3)},

@@ -14,8 +14,8 @@ from imgsearch.client.types import (
     StoredImage,
     WordResult,
 )
-from imgsearch.embedder.results import TextEmbedding
-from imgsearch.indexer.items import IngestItem, IngestItemResult
+from imgsearch.types.embeddings import TextEmbedding
+from imgsearch.types.items import IngestItem, IngestItemResult
 
 __all__ = [
     "ClientError",

@@ -14,16 +14,27 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from imgsearch.client import convert
 from imgsearch.client.channel import MAX_MESSAGE_BYTES, create_channel
+from imgsearch.client.convert import (
+    filter_to_proto,
+    ingest_requests,
+    model_info_from_proto,
+    part_to_proto,
+    query_filter_to_proto,
+    search_mode_to_proto,
+    search_result_from_proto,
+    stored_from_proto,
+    stored_to_proto,
+    words_from_proto,
+)
 from imgsearch.client.errors import ClientError
 from imgsearch.client.types import (
     Filter,
     ImageEmbedding,
     ImagePage,
-    ImageResult,
     IngestSummary,
     PointVectors,
     QueryPart,
@@ -31,13 +42,7 @@ from imgsearch.client.types import (
     StoredImage,
     WordResult,
 )
-from imgsearch.embedder.convert import model_info_from_proto
-from imgsearch.embedder.remote import RemoteEmbedder
-from imgsearch.embedder.results import ImageOutcome, TextEmbedding
-from imgsearch.errors import ServiceError
-from imgsearch.indexer.items import IngestItem, IngestItemResult
 from imgsearch.protogen.imagesearch.v1 import (
-    common_pb2,
     embedder_pb2,
     embedder_pb2_grpc,
     indexer_pb2,
@@ -45,19 +50,13 @@ from imgsearch.protogen.imagesearch.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
-from imgsearch.rpc.packing import add_floats
+from imgsearch.types.embeddings import TextEmbedding
+from imgsearch.types.items import IngestItem, IngestItemResult
 
 if TYPE_CHECKING:
     from imgsearch.config import Settings
 
 T = TypeVar("T")
-
-_STATUS_NAMES = {
-    indexer_pb2.IngestResult.NEW: "new",
-    indexer_pb2.IngestResult.DUPLICATE: "duplicate",
-    indexer_pb2.IngestResult.FAILED: "failed",
-    indexer_pb2.IngestResult.UPDATED: "updated",
-}
 
 # Ingestion is split into several client streams so one response never grows without bound and
 # a failure loses at most one chunk; two streams in flight keep the server busy between chunks.
@@ -88,7 +87,19 @@ class ImageSearchClient:
         """`wait_for_ready=None` keeps the service config's (wait while the server starts);
         False fails fast with UNAVAILABLE when nothing listens, as a command-line tool wants.
         `namespace`: the namespace every data and query call uses unless it names another ("" =
-        the default namespace)."""
+        the default namespace).
+
+        Args:
+            addr: the server (query and embedder calls; every call on an all-in-one server).
+            indexer_addr: where ingest, deletes, vocabulary and stats go (None: `addr`).
+            embedder_addr: where embedding calls go (None: `addr`).
+            token: the bearer token sent with every call.
+            tls_ca: a CA certificate file: TLS to the servers.
+            timeout: the deadline of a call in seconds (slow calls take more).
+            wait_for_ready: see above.
+            max_message_bytes: the largest message sent or received.
+            namespace: see above.
+        """
         self.addr = addr
         self.namespace = namespace
         self.indexer_addr = indexer_addr or addr
@@ -135,7 +146,11 @@ class ImageSearchClient:
 
     def connect(self, addr: str | None = None) -> None:
         """Opens the connection to `addr` (default: the query address) now; ClientError UNAVAILABLE,
-        naming the address, when nothing answers there."""
+        naming the address, when nothing answers there.
+
+        Args:
+            addr: the address to reach (None: the query address).
+        """
         self._channel(addr or self.addr)
 
     @property
@@ -187,20 +202,36 @@ class ImageSearchClient:
         list (any of them); `offset` pages, `min_score` drops weaker results, `diverse` (a lambda
         in 0..1, 0.5 the usual) asks for varied results. `mode`: "hybrid" (meaning plus BM25 over
         the images' label, caption and metadata values; None: the server's default, hybrid where
-        the collection has that index), "semantic" or "lexical"."""
+        the collection has that index), "semantic" or "lexical".
+
+        Args:
+            text: the query in the query syntax.
+            k: how many results (at most the server's max_k).
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            parts: weighted words, images or stored ids besides the text.
+            offset: results skipped first (paging).
+            min_score: drop results scoring below it.
+            diverse: ask for varied results (maximal marginal relevance, lambda 0..1; 0.5 usual).
+            namespace: the namespace to use (None: the client's).
+            with_thumbnails: each hit carries the server's WebP thumbnail (while the reply's size
+                budget allows; the others come without one).
+            mode: "hybrid", "semantic" or "lexical" (None: the server's default).
+        """
         request = query_pb2.SearchTextRequest(
             text=text,
             k=k,
-            filter=_query_filter(label, metadata, filter),
-            parts=[_part(p) for p in parts],
+            filter=query_filter_to_proto(label, metadata, filter),
+            parts=[part_to_proto(p) for p in parts],
             offset=offset,
             min_score=min_score,
             mmr_lambda=diverse,
             namespace=self._ns(namespace),
             with_thumbnails=with_thumbnails,
-            mode=_search_mode(mode),
+            mode=search_mode_to_proto(mode),
         )
-        return _search_result(self._call(self._query.SearchText, request))
+        return search_result_from_proto(self._call(self._query.SearchText, request))
 
     def similar(
         self,
@@ -219,11 +250,27 @@ class ImageSearchClient:
         with_thumbnails: bool = False,
     ) -> SearchResult:
         """Image -> visually similar images, from image bytes or the id of a stored image (which is
-        left out unless `include_self`)."""
+        left out unless `include_self`).
+
+        Args:
+            image: encoded image bytes (or give `id`).
+            id: the id of a stored image of the namespace (or give `image`).
+            k: how many results.
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            offset: results skipped first (paging).
+            min_score: drop results scoring below it.
+            diverse: ask for varied results (maximal marginal relevance, lambda 0..1; 0.5 usual).
+            include_self: keep the stored image `id` among its own results.
+            namespace: the namespace to use (None: the client's).
+            with_thumbnails: each hit carries the server's WebP thumbnail (while the reply's size
+                budget allows; the others come without one).
+        """
         _one_source(image, id)
         request = query_pb2.SimilarImagesRequest(
             k=k,
-            filter=_query_filter(label, metadata, filter),
+            filter=query_filter_to_proto(label, metadata, filter),
             offset=offset,
             min_score=min_score,
             mmr_lambda=diverse,
@@ -235,7 +282,7 @@ class ImageSearchClient:
             request.image = image
         else:
             request.id = id
-        return _search_result(self._call(self._query.SimilarImages, request))
+        return search_result_from_proto(self._call(self._query.SimilarImages, request))
 
     def facets(
         self,
@@ -248,10 +295,19 @@ class ImageSearchClient:
         namespace: str | None = None,
     ) -> list[tuple[str, int]]:
         """(label, images) per label, or (value, images) per value of `metadata_key`, under the
-        filter; most first."""
+        filter; most first.
+
+        Args:
+            metadata_key: count the values of this metadata key (None: count labels).
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            limit: how many values at most.
+            namespace: the namespace to use (None: the client's).
+        """
         request = query_pb2.FacetRequest(
             metadata_key=metadata_key or "",
-            filter=_query_filter(label, metadata, filter),
+            filter=query_filter_to_proto(label, metadata, filter),
             limit=limit,
             namespace=self._ns(namespace),
         )
@@ -260,18 +316,32 @@ class ImageSearchClient:
     def tags(
         self, image: bytes | None = None, id: str | None = None, k: int = 10, namespace: str | None = None
     ) -> list[WordResult]:
-        """Image -> nearest words, from image bytes or the id of a stored image."""
+        """Image -> nearest words, from image bytes or the id of a stored image.
+
+        Args:
+            image: encoded image bytes (or give `id`).
+            id: the id of a stored image of the namespace (or give `image`).
+            k: how many words.
+            namespace: the namespace to use (None: the client's).
+        """
         _one_source(image, id)
         request = query_pb2.TagImageRequest(k=k, namespace=self._ns(namespace))
         if image is not None:
             request.image = image
         else:
             request.id = id
-        return _words(self._call(self._query.TagImage, request))
+        return words_from_proto(self._call(self._query.TagImage, request))
 
     def words(self, word: str, k: int = 10) -> list[WordResult]:
-        """Word -> nearest words in the vocabulary."""
-        return _words(self._call(self._query.SimilarWords, query_pb2.SimilarWordsRequest(word=word, k=k)))
+        """Word -> nearest words in the vocabulary.
+
+        Args:
+            word: one word of the vocabulary.
+            k: how many words.
+        """
+        return words_from_proto(
+            self._call(self._query.SimilarWords, query_pb2.SimilarWordsRequest(word=word, k=k))
+        )
 
     # -- indexing ---------------------------------------------------------------------------------
 
@@ -294,6 +364,16 @@ class ImageSearchClient:
         (from a gRPC thread), `on_result` for each answer in input order. Items without a
         namespace go into `namespace` (default: the client's). Known content sent with a new
         label or metadata is updated in place (status "updated", no re-embedding).
+
+        Args:
+            items: the images, read lazily.
+            on_result: called with each image's result, in input order.
+            on_sent: called as each image leaves (from a gRPC thread).
+            chunk_items: most images per client stream.
+            chunk_bytes: most image bytes per client stream.
+            in_flight: streams open at once.
+            timeout: deadline of each stream in seconds (None: at least SLOW_CALL_TIMEOUT).
+            namespace: the namespace to use (None: the client's).
         """
         ns = self._ns(namespace)
         summary = IngestSummary()
@@ -303,7 +383,7 @@ class ImageSearchClient:
         try:
             for chunk in _chunks(items, chunk_items, chunk_bytes):
                 future = self._indexer.Ingest.future(
-                    _requests(chunk, on_sent, ns),
+                    ingest_requests(chunk, on_sent, ns),
                     timeout=stream_timeout,
                     metadata=self._metadata,
                     wait_for_ready=self._wait_for_ready,
@@ -324,21 +404,18 @@ class ImageSearchClient:
     def upsert_vectors(
         self, points: Iterable[PointVectors], batch_size: int = UPSERT_BATCH, namespace: str | None = None
     ) -> int:
-        """Upserts precomputed vectors in batches; returns how many points were written."""
+        """Upserts precomputed vectors in batches; returns how many points were written.
+
+        Args:
+            points: ids (UUIDs) with both vectors and their payload.
+            batch_size: points per call.
+            namespace: the namespace to use (None: the client's).
+        """
         ns = self._ns(namespace)
         total = 0
         batch: list[indexer_pb2.PointVectors] = []
         for p in points:
-            batch.append(
-                indexer_pb2.PointVectors(
-                    id=p.id,
-                    visual=np.asarray(p.visual, dtype=np.float32).tolist(),
-                    semantic=np.asarray(p.semantic, dtype=np.float32).tolist(),
-                    uri=p.uri,
-                    label=p.label,
-                    metadata=dict(p.metadata),
-                )
-            )
+            batch.append(convert.point_to_proto(p))
             if len(batch) >= batch_size:
                 total += self._upsert(batch, ns)
                 batch = []
@@ -359,21 +436,41 @@ class ImageSearchClient:
         namespace: str | None = None,
     ) -> int:
         """Deletes a namespace's images by ids, else by filter, or all of them with `all=True`;
-        returns the count."""
+        returns the count.
+
+        Args:
+            ids: the images to delete.
+            label: delete the images with this label (when no ids are given).
+            metadata: and these metadata pairs.
+            all: every image of the namespace (when neither ids nor a filter are given).
+            namespace: the namespace to use (None: the client's).
+        """
         request = indexer_pb2.DeleteRequest(ids=list(ids or ()), all=all, namespace=self._ns(namespace))
-        f = _filter(label, metadata)
+        f = filter_to_proto(label, metadata)
         if f is not None:
             request.filter.CopyFrom(f)
         return self._call(self._indexer.Delete, request).deleted
 
     def load_vocabulary(self, limit: int = 0, force: bool = False, timeout: float | None = None) -> int:
-        """Loads the most frequent words into the `words` collection; returns how many it holds."""
+        """Loads the most frequent words into the `words` collection; returns how many it holds.
+
+        Args:
+            limit: how many words (0: the server's vocab_size).
+            force: load them again even when the collection holds enough.
+            timeout: deadline in seconds (None: at least SLOW_CALL_TIMEOUT).
+        """
         return self.load_vocabulary_report(limit, force, timeout)[0]
 
     def load_vocabulary_report(
         self, limit: int = 0, force: bool = False, timeout: float | None = None
     ) -> tuple[int, bool]:
-        """(words the collection holds, whether this call loaded them: False when they were there)."""
+        """(words the collection holds, whether this call loaded them: False when they were there).
+
+        Args:
+            limit: how many words (0: the server's vocab_size).
+            force: load them again even when the collection holds enough.
+            timeout: deadline in seconds (None: at least SLOW_CALL_TIMEOUT).
+        """
         request = indexer_pb2.LoadVocabularyRequest(limit=limit, force=force)
         timeout = timeout or max(self.timeout, SLOW_CALL_TIMEOUT)
         response = self._call(self._indexer.LoadVocabulary, request, timeout=timeout)
@@ -381,7 +478,11 @@ class ImageSearchClient:
 
     def reindex(self, batch: int = 0) -> Iterator[dict]:
         """Re-embeds stored images with the current head; yields progress dicts
-        {done, total, skipped, head}."""
+        {done, total, skipped, head}.
+
+        Args:
+            batch: images per embedder call (0: the server's default).
+        """
         request = indexer_pb2.ReindexRequest(batch=batch)
         try:
             for p in self._indexer.Reindex(request, timeout=24 * 3600, metadata=self._metadata):
@@ -390,21 +491,36 @@ class ImageSearchClient:
             raise ClientError.from_rpc_error(e) from e
 
     def stats(self, namespace: str | None = None) -> dict:
-        """Counts (images: of the namespace; words), the store kind and the embedder's model info."""
+        """Counts (images: of the namespace; words), the store kind and the embedder's model info.
+
+        Args:
+            namespace: the namespace to use (None: the client's).
+        """
         s = self._call(self._indexer.GetStats, indexer_pb2.GetStatsRequest(namespace=self._ns(namespace)))
-        return {"images": s.images, "words": s.words, "store": s.store, "model": _model_info(s.model)}
+        return {
+            "images": s.images,
+            "words": s.words,
+            "store": s.store,
+            "model": model_info_from_proto(s.model),
+        }
 
     # -- managing stored images -------------------------------------------------------------------
 
     def get(
         self, ids: Sequence[str], *, with_vectors: bool = False, namespace: str | None = None
     ) -> tuple[list[StoredImage], list[str]]:
-        """The stored records of these ids in the namespace, and the ids not found there."""
+        """The stored records of these ids in the namespace, and the ids not found there.
+
+        Args:
+            ids: image ids.
+            with_vectors: include both vectors and the rest of the payload (`extra_json`).
+            namespace: the namespace to use (None: the client's).
+        """
         request = query_pb2.GetImagesRequest(
             ids=list(ids), namespace=self._ns(namespace), with_vectors=with_vectors
         )
         response = self._call(self._query.GetImages, request)
-        return [_stored(m, with_vectors) for m in response.images], list(response.not_found)
+        return [stored_from_proto(m, with_vectors) for m in response.images], list(response.not_found)
 
     def list_images(
         self,
@@ -418,10 +534,23 @@ class ImageSearchClient:
         namespace: str | None = None,
         all_namespaces: bool = False,
     ) -> ImagePage:
-        """One page of stored records under the filter, in id order; pass `next_page_token` back
-        for the next page (it stays correct while images are added or deleted)."""
+        """One page of stored records under the filter, in the store's id order; pass
+        `next_page_token` back for the next page (it stays correct while images are added or
+        deleted). A page may hold fewer than `limit` records where more would pass the server's
+        reply budget.
+
+        Args:
+            label: one label, or several (any of them).
+            metadata: metadata pairs that must all match.
+            filter: the rest of the filter (excluded labels and values, keys present or absent).
+            limit: most records on the page.
+            page_token: the previous page's `next_page_token` ("": the first page).
+            with_vectors: include both vectors and the rest of the payload (`extra_json`).
+            namespace: the namespace to use (None: the client's).
+            all_namespaces: list every namespace (a token that may read them all).
+        """
         request = query_pb2.ListImagesRequest(
-            filter=_query_filter(label, metadata, filter),
+            filter=query_filter_to_proto(label, metadata, filter),
             namespace=self._ns(namespace),
             limit=limit,
             page_token=page_token,
@@ -429,11 +558,19 @@ class ImageSearchClient:
             all_namespaces=all_namespaces,
         )
         response = self._call(self._query.ListImages, request)
-        return ImagePage([_stored(m, with_vectors) for m in response.images], response.next_page_token)
+        return ImagePage(
+            [stored_from_proto(m, with_vectors) for m in response.images], response.next_page_token
+        )
 
     def iter_images(self, *, page_size: int = 500, page_token: str = "", **kwargs) -> Iterator[ImagePage]:
         """Every page of `list_images(**kwargs)` from `page_token` on (resume with a page's
-        `next_page_token`)."""
+        `next_page_token`).
+
+        Args:
+            page_size: most records per page.
+            page_token: where to start ("": the first page).
+            kwargs: what `list_images` takes besides `limit` and `page_token`.
+        """
         while True:
             page = self.list_images(limit=page_size, page_token=page_token, **kwargs)
             yield page
@@ -452,7 +589,16 @@ class ImageSearchClient:
         namespace: str | None = None,
     ) -> int:
         """Sets the label and sets or removes metadata keys of images by ids, else of those matching
-        `filter`, without re-embedding them; returns how many images matched."""
+        `filter`, without re-embedding them; returns how many images matched.
+
+        Args:
+            ids: the images to change (or give `filter`).
+            label: the new label (None: kept).
+            set_metadata: metadata keys to set.
+            remove_metadata: metadata keys to remove.
+            filter: change the images it matches (when no ids are given).
+            namespace: the namespace to use (None: the client's).
+        """
         request = indexer_pb2.UpdateImagesRequest(
             ids=list(ids or ()),
             namespace=self._ns(namespace),
@@ -460,7 +606,7 @@ class ImageSearchClient:
             set_metadata=dict(set_metadata or {}),
             remove_metadata=list(remove_metadata),
         )
-        f = None if ids else _query_filter(None, None, filter)
+        f = None if ids else query_filter_to_proto(None, None, filter)
         if f is not None:
             request.filter.CopyFrom(f)
         return self._call(self._indexer.UpdateImages, request).updated
@@ -468,9 +614,14 @@ class ImageSearchClient:
     def import_images(self, records: Sequence[StoredImage], model: Mapping) -> tuple[int, int]:
         """Stores exported records (with vectors) as they are, each into its own namespace;
         FAILED_PRECONDITION when `model` (the exporter's `model_info()`) is not the server's.
-        Returns (imported, skipped: already stored)."""
+        Returns (imported, skipped: already stored in their namespace, or repeated in `records`).
+
+        Args:
+            records: records listed with vectors (an export's rows).
+            model: the `model_info()` of the server that made the vectors.
+        """
         request = indexer_pb2.ImportImagesRequest(
-            images=[_stored_to_proto(r) for r in records], model=embedder_pb2.ModelInfo(**dict(model))
+            images=[stored_to_proto(r) for r in records], model=embedder_pb2.ModelInfo(**dict(model))
         )
         response = self._call(self._indexer.ImportImages, request, timeout=max(self.timeout, 120.0))
         return response.imported, response.skipped
@@ -479,33 +630,55 @@ class ImageSearchClient:
 
     def model_info(self) -> dict:
         """Which CNN, head and word vectors the embedder serves, with their dimensions."""
-        return self._embedder_call(lambda e: e.model_info().as_dict())
+        response = self._embedder_call(self._embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest(), 10.0)
+        return convert.model_info_from_proto(response)
 
     def embed_images(self, images: Sequence[bytes], batch_size: int = EMBED_BATCH) -> list[ImageEmbedding]:
-        """Visual and semantic vectors for each image, in order; a bad image carries `error`."""
+        """Visual and semantic vectors for each image, in order; a bad image carries `error`.
+
+        Args:
+            images: encoded image bytes.
+            batch_size: images per Embedder call.
+        """
         out: list[ImageEmbedding] = []
         for start in range(0, len(images), batch_size):
             batch = list(images[start : start + batch_size])
-            out.extend(map(_embedding, self._embedder_call(lambda e, b=batch: e.embed_images(b))))
+            response = self._embedder_call(
+                self._embedder.EmbedImages, embedder_pb2.EmbedImagesRequest(images=batch)
+            )
+            out.extend(map(convert.embedding_from_proto, response.embeddings))
         return out
 
     def embed_text(self, text: str) -> TextEmbedding:
-        """The normalised mean vector of the text's known words (NOT_FOUND when none is known)."""
-        return self._embedder_call(lambda e: e.embed_text(text))
+        """The normalised mean vector of the text's known words (NOT_FOUND when none is known).
 
-    def _embedder_call(self, call: Callable[[RemoteEmbedder], T]) -> T:
-        """One call through the Embedder service's client, its domain errors raised as ClientError."""
-        embedder = RemoteEmbedder.on_channel(
-            self._channel(self.embedder_addr),
-            metadata=self._metadata,
-            timeout=self.timeout,
-            wait_for_ready=self._wait_for_ready,
-            what=self.embedder_addr,
+        Args:
+            text: words.
+        """
+        response = self._embedder_call(
+            self._embedder.EmbedText, embedder_pb2.EmbedTextRequest(text=text), 10.0
         )
         try:
-            return call(embedder)
-        except ServiceError as e:
-            raise ClientError(getattr(grpc.StatusCode, e.code_name), e.message) from e
+            return convert.text_embedding_from_proto(response)
+        except ValueError as e:
+            raise ClientError(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+
+    def _embedder_call(self, method, request, timeout: float | None = None):
+        """One Embedder call; a replica down or too slow is UNAVAILABLE, naming the embedder (as the
+        services report a dependency), other codes as the embedder answered."""
+        try:
+            return self._call(method, request, timeout=timeout)
+        except ClientError as e:
+            if e.code in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED,
+            ):
+                raise ClientError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"embedder at {self.embedder_addr} unavailable ({e.code.name}): {e.message}",
+                ) from e
+            raise
 
     # -- health -----------------------------------------------------------------------------------
 
@@ -514,6 +687,11 @@ class ImageSearchClient:
 
         Does not wait for the server to come up: a server that is down answers False at once.
         Errors other than "not reachable" (unknown service, refused token) raise ClientError.
+
+        Args:
+            service: a service's full name ("" = the whole server).
+            addr: where to ask (None: the query address).
+            timeout: seconds to wait for the answer.
         """
         try:
             stub = health_pb2_grpc.HealthStub(self._channel(addr or self.addr))
@@ -568,135 +746,9 @@ def _first_contact(channel: grpc.Channel, addr: str, timeout: float = FIRST_CONT
         return
 
 
-def _filter(label: str | None, metadata: Mapping[str, str] | None) -> common_pb2.Filter | None:
-    if not label and not metadata:
-        return None
-    return common_pb2.Filter(label=label or "", metadata=dict(metadata or {}))
-
-
-def _query_filter(
-    label: str | Sequence[str] | None, metadata: Mapping[str, str] | None, extra: Filter | None
-) -> common_pb2.Filter | None:
-    """The proto Filter of a query's `label` (one or any of several), `metadata` and `Filter`."""
-    f = extra or Filter()
-    labels = [*([label] if isinstance(label, str) else (label or ())), *f.labels]
-    msg = common_pb2.Filter(
-        # one label travels in `label`, which servers older than `labels` understand too
-        label=labels[0] if len(labels) == 1 else "",
-        labels=labels if len(labels) > 1 else [],
-        metadata={**f.metadata, **(metadata or {})},
-        exclude_labels=list(f.exclude_labels),
-        exclude_metadata=[common_pb2.MetadataPair(key=k, value=v) for k, v in f.exclude_metadata],
-        has_metadata=list(f.has_metadata),
-        missing_metadata=list(f.missing_metadata),
-    )
-    return msg if msg.ByteSize() else None
-
-
-def _part(part: QueryPart) -> query_pb2.QueryPart:
-    msg = query_pb2.QueryPart(weight=part.weight)
-    if part.text:
-        msg.text = part.text
-    if part.image:
-        msg.image = part.image
-    if part.id:
-        msg.id = part.id
-    return msg
-
-
-_SEARCH_MODES = {
-    None: query_pb2.SearchTextRequest.MODE_UNSPECIFIED,
-    "hybrid": query_pb2.SearchTextRequest.HYBRID,
-    "semantic": query_pb2.SearchTextRequest.SEMANTIC,
-    "lexical": query_pb2.SearchTextRequest.LEXICAL,
-}
-
-
-def _search_mode(mode: str | None) -> int:
-    """A search mode by name as the request's enum value; ValueError for another name."""
-    if mode not in _SEARCH_MODES:
-        raise ValueError(f"unknown search mode {mode!r}; use 'hybrid', 'semantic' or 'lexical'")
-    return _SEARCH_MODES[mode]
-
-
 def _one_source(image: bytes | None, id: str | None) -> None:
     if (image is None) == (not id):
         raise ValueError("give exactly one of `image` (bytes) or `id`")
-
-
-def _search_result(response: query_pb2.SearchImagesResponse) -> SearchResult:
-    return SearchResult(
-        results=[
-            ImageResult(
-                id=h.id,
-                score=h.score,
-                uri=h.uri,
-                label=h.label,
-                metadata=dict(h.metadata),
-                thumbnail=h.thumbnail,
-            )
-            for h in response.results
-        ],
-        unknown_terms=list(response.unknown_terms),
-        ignored_terms=list(response.ignored_terms),
-        match_count=response.match_count,
-    )
-
-
-def _stored(msg: common_pb2.StoredImage, with_vectors: bool) -> StoredImage:
-    return StoredImage(
-        id=msg.id,
-        namespace=msg.namespace,
-        uri=msg.uri,
-        label=msg.label,
-        metadata=dict(msg.metadata),
-        ingested_at=msg.ingested_at,
-        sha256=msg.sha256,
-        width=msg.width,
-        height=msg.height,
-        visual=np.asarray(msg.visual, dtype=np.float32) if with_vectors else None,
-        semantic=np.asarray(msg.semantic, dtype=np.float32) if with_vectors else None,
-        extra_json=msg.extra_json,
-        class_ids=tuple(msg.class_ids),
-        class_scores=tuple(msg.class_scores),
-    )
-
-
-def _stored_to_proto(r: StoredImage) -> common_pb2.StoredImage:
-    if r.visual is None or r.semantic is None:
-        raise ValueError(f"record {r.id} has no vectors: import needs records listed with_vectors")
-    msg = common_pb2.StoredImage(
-        id=r.id,
-        namespace=r.namespace,
-        uri=r.uri,
-        label=r.label,
-        metadata=dict(r.metadata),
-        ingested_at=r.ingested_at,
-        sha256=r.sha256,
-        width=r.width,
-        height=r.height,
-        extra_json=r.extra_json,
-        class_ids=list(r.class_ids),
-        class_scores=list(r.class_scores),
-    )
-    add_floats(msg, "visual", r.visual)
-    add_floats(msg, "semantic", r.semantic)
-    return msg
-
-
-def _words(response: query_pb2.WordsResponse) -> list[WordResult]:
-    return [WordResult(word=h.word, score=h.score) for h in response.results]
-
-
-def _model_info(m: embedder_pb2.ModelInfo) -> dict:
-    return model_info_from_proto(m).as_dict()
-
-
-def _embedding(outcome: ImageOutcome) -> ImageEmbedding:
-    if isinstance(outcome, ServiceError):
-        empty = np.zeros(0, np.float32)
-        return ImageEmbedding(empty, empty, error_code=outcome.code_number, error=outcome.message)
-    return ImageEmbedding(outcome.visual, outcome.semantic, outcome.width, outcome.height)
 
 
 def _chunks(items: Iterable[IngestItem], max_items: int, max_bytes: int) -> Iterator[list[IngestItem]]:
@@ -712,23 +764,6 @@ def _chunks(items: Iterable[IngestItem], max_items: int, max_bytes: int) -> Iter
         yield chunk
 
 
-def _requests(
-    chunk: list[IngestItem], on_sent: Callable[[IngestItem], None] | None, namespace: str = ""
-) -> Iterator[indexer_pb2.IngestRequest]:
-    for item in chunk:
-        yield indexer_pb2.IngestRequest(
-            image=item.image,
-            id=item.id,
-            uri=item.uri,
-            label=item.label,
-            metadata=dict(item.metadata),
-            namespace=item.namespace or namespace,
-            caption=item.caption,
-        )
-        if on_sent is not None:
-            on_sent(item)
-
-
 def _collect(
     base: int,
     chunk: list[IngestItem],
@@ -738,15 +773,7 @@ def _collect(
 ) -> None:
     response: indexer_pb2.IngestResponse = future.result()
     for r in response.results:
-        failed = r.status == indexer_pb2.IngestResult.FAILED
-        item = IngestItemResult(
-            index=base + r.index,
-            id=r.id,
-            uri=r.uri or (chunk[r.index].uri if 0 <= r.index < len(chunk) else ""),
-            status=_STATUS_NAMES.get(r.status, "failed"),
-            error_code=r.error.code if failed else 0,
-            error=r.error.message if failed else "",
-        )
+        item = convert.ingest_result_from_proto(r, base, chunk)
         summary.results.append(item)
         if item.status == "new":
             summary.ingested += 1

@@ -1,4 +1,5 @@
-"""Plain result types the client returns, so callers never touch protobuf messages."""
+"""Plain result types the client returns, so callers never touch protobuf messages (those the
+server shares come from imgsearch.types)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgsearch.indexer.items import IngestItemResult  # noqa: TC001 - a field type of IngestSummary
+from imgsearch.types.items import IngestItemResult  # noqa: TC001 - a field type of IngestSummary
+from imgsearch.types.queries import PointVectors, QueryPart
+
+__all__ = [
+    "Filter",
+    "ImageEmbedding",
+    "ImagePage",
+    "ImageResult",
+    "IngestSummary",
+    "PointVectors",
+    "QueryPart",
+    "SearchResult",
+    "StoredImage",
+    "WordResult",
+]
 
 
 @dataclass(frozen=True)
@@ -51,17 +66,6 @@ class Filter:
 
 
 @dataclass(frozen=True)
-class QueryPart:
-    """One weighted part of a search beside its text: words, image bytes or a stored image's id
-    (exactly one); a negative weight pushes results away from it."""
-
-    text: str = ""
-    image: bytes = b""
-    id: str = ""
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
 class WordResult:
     """One word of a tags or similar-words answer."""
 
@@ -79,18 +83,6 @@ class IngestSummary:
     updated: int = 0
     failed: list[IngestItemResult] = field(default_factory=list)
     results: list[IngestItemResult] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PointVectors:
-    """Precomputed vectors for `upsert_vectors`, for callers that embed elsewhere."""
-
-    id: str
-    visual: np.ndarray | list[float]
-    semantic: np.ndarray | list[float]
-    uri: str = ""
-    label: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

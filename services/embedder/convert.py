@@ -8,11 +8,9 @@ import grpc
 import numpy as np
 
 from imgsearch.embedder.results import ClassScores, ImageOutcome, ImageVectors, ModelInfo, VocabularyChunk
-from imgsearch.errors import InvalidArgument, ServiceError
+from imgsearch.errors import InvalidArgument, ServiceError, error_for_code
 from imgsearch.protogen.imagesearch.v1 import common_pb2, embedder_pb2
 from imgsearch.rpc.convert import item_error
-
-_ERRORS = {cls.code_name: cls for cls in ServiceError.__subclasses__()}
 
 
 def outcome_to_proto(outcome: ImageOutcome) -> embedder_pb2.ImageEmbedding:
@@ -55,11 +53,6 @@ def error_from_item(item: common_pb2.ItemError) -> ServiceError:
     """The domain error for a per-item error code (unknown codes become a plain ServiceError)."""
     name = next((c.name for c in grpc.StatusCode if c.value[0] == item.code), "INTERNAL")
     return error_for_code(name, item.message)
-
-
-def error_for_code(code_name: str, message: str) -> ServiceError:
-    """The domain error class whose status is `code_name` (a grpc.StatusCode name)."""
-    return _ERRORS.get(code_name, ServiceError)(message)
 
 
 def model_info_to_proto(info: ModelInfo) -> embedder_pb2.ModelInfo:

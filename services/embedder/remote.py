@@ -23,7 +23,7 @@ from imgsearch.embedder.results import (
     Thumbnailer,
     VocabularyChunk,
 )
-from imgsearch.errors import ServiceError, Unavailable
+from imgsearch.errors import ServiceError, Unavailable, error_for_code
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2, embedder_pb2_grpc
 from imgsearch.rpc.channels import auth_metadata, make_channel
 from imgsearch.rpc.status import rpc_status
@@ -38,7 +38,7 @@ def error_from_rpc(exc: grpc.RpcError, what: str) -> ServiceError:
     code, details = rpc_status(exc)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return Unavailable(f"{what} unavailable ({code.name}): {details}")
-    return convert.error_for_code(code.name, details or code.name)
+    return error_for_code(code.name, details or code.name)
 
 
 class RemoteEmbedder:

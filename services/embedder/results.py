@@ -1,31 +1,31 @@
 """What the embedder hands back, as plain data shared by the local runtime and the remote client,
-and the `Embedder` protocol the indexer and query services program against.
+and the `Embedder` protocol the indexer and query services program against (the types the Python
+client shares live in imgsearch.types.embeddings).
 
 Nothing here loads a model: the Python client and the services import it without TensorFlow."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from imgsearch.errors import ServiceError
+from imgsearch.types.embeddings import ClassScores, ModelInfo, TextEmbedding
 
-
-@dataclass(frozen=True)
-class ClassScores:
-    """A sparse vector over the CNN's 1000 ImageNet classes (the taxonomic channel) and what pixels
-    tell besides (a face: id 1000; colour shares: 1001 on): ids ascending, one score each. An image's
-    holds its most probable classes with their probabilities, a face and its colours; a text's the
-    entries its words name (imgsearch.embedder.channels.taxonomy)."""
-
-    ids: tuple[int, ...] = ()
-    scores: tuple[float, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.ids)
+__all__ = [
+    "ClassScores",
+    "Embedder",
+    "ImageOutcome",
+    "ImageVectors",
+    "ModelInfo",
+    "TextEmbedding",
+    "Thumbnailer",
+    "VocabularyChunk",
+    "entry_kind",
+]
 
 
 IMAGENET_CLASSES = 1000  # ids below: class probabilities (summing to at most 1)
@@ -62,35 +62,10 @@ Thumbnailer = Callable[[Any], bytes | None]
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    cnn: str
-    head: str
-    visual_dim: int
-    semantic_dim: int
-    vocabulary_size: int
-    word_vectors: str
-    max_batch: int
-    head_detail: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class VocabularyChunk:
     start_rank: int
     words: list[str]
     vectors: np.ndarray  # (len(words), dim) float32
-
-
-@dataclass(frozen=True)
-class TextEmbedding:
-    """The L2-normalised mean of a text's known words' vectors, and which words were (un)known."""
-
-    vector: np.ndarray
-    known_words: list[str] = field(default_factory=list)
-    unknown_words: list[str] = field(default_factory=list)
-    classes: ClassScores = field(default_factory=lambda: ClassScores())
 
 
 class Embedder(Protocol):

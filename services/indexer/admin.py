@@ -10,37 +10,30 @@ import numpy as np
 
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.results import ModelInfo
-from imgsearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from imgsearch.indexer.payload import check_id_length, check_payload, echo
+from imgsearch.errors import FailedPrecondition, InvalidArgument
+from imgsearch.indexer.payload import check_id_length, check_payload, check_stored_fields, echo
+from imgsearch.indexer.thumbnails import check_thumbnail
 from imgsearch.telemetry.metrics import STORE_POINTS
-from imgsearch.vectorstore.base import VectorStore, as_vector, check_point_id
+from imgsearch.types.queries import PointVectors
+from imgsearch.vectorstore.base import VectorStore, as_vector
 from imgsearch.vectorstore.checks import check_sparse
 from imgsearch.vectorstore.engine import SparseVector
-from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
+from imgsearch.vectorstore.ids import check_public_id
+from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL, check_namespace
 from imgsearch.vectorstore.schema import IMAGES, WORDS
 from imgsearch.vectorstore.types import ImagePoint, PayloadFilter
-
-
-@dataclass
-class PrecomputedPoint:
-    id: str
-    visual: np.ndarray | list[float]
-    semantic: np.ndarray | list[float]
-    uri: str = ""
-    label: str = ""
-    metadata: dict[str, str] | None = None
 
 
 def upsert_vectors(
     store: VectorStore,
     info: ModelInfo,
-    points: list[PrecomputedPoint],
+    points: list[PointVectors],
     limits: Limits | None = None,
     namespace: str = DEFAULT_NAMESPACE,
 ) -> int:
     """Validates every point (id, dimensions against the served model, length, payload limits)
     before storing any, normalises, upserts into `namespace`: a refused request stores nothing.
-    An id held by another namespace's image is refused (ALREADY_EXISTS), never overwritten."""
+    An id is one image per namespace: another namespace's image of the same id is another point."""
     if not points:
         raise InvalidArgument("no points given")
     check_namespace(namespace)
@@ -51,7 +44,7 @@ def upsert_vectors(
         if not p.id:
             raise InvalidArgument(f"point {n}: every precomputed point needs an id (a UUID)")
         check_id_length(p.id)
-        pid = check_point_id(p.id)
+        pid = check_public_id(p.id)
         try:
             check_payload(p.uri, p.label, p.metadata or {}, limits)
         except InvalidArgument as exc:
@@ -76,15 +69,8 @@ def upsert_vectors(
         )
         for n, (pid, p) in enumerate(zip(pids, points, strict=True))
     ]
-    _refuse_foreign(store, [p.id for p in stored], namespace)
     store.upsert_images(stored)
     return len(stored)
-
-
-def _refuse_foreign(store: VectorStore, ids: list[str], namespace: str) -> None:
-    for pid, payload in store.stored_payloads(ids).items():
-        if namespace_of(payload) != namespace:
-            raise AlreadyExists(f"id {pid} is taken by an image of another namespace; choose another id")
 
 
 def update(
@@ -141,34 +127,41 @@ def import_records(
     records: list[ImportedRecord],
     limits: Limits | None = None,
 ) -> tuple[int, int]:
-    """Stores exported records as they are (no re-embedding) after checking every new one; ids
-    already stored (in any namespace) are skipped before any work. (imported, skipped)."""
+    """Stores exported records as they are (no re-embedding) after checking every new one as an
+    ingest would have made it (vectors, payload limits, finite numbers, a real small thumbnail);
+    a record whose id its namespace already holds is skipped before any work, and of an id given
+    twice for one namespace the first record counts. (imported, skipped)."""
     check_same_model(info, given)
     if not records:
         return 0, 0
     limits = limits or Limits()
+    first: dict[tuple[str, str], ImportedRecord] = {}
     for r in records:
         check_id_length(r.id)
-    have = store.existing_ids([r.id for r in records])
-    points = []
-    for r in records:
-        pid = check_point_id(r.id)
-        if pid in have:
-            continue
-        check_namespace(r.namespace)
-        visual = _unit(as_vector(r.visual, info.visual_dim, f"record {pid}: visual"), f"record {pid}: visual")
-        semantic = _unit(
-            as_vector(r.semantic, info.semantic_dim, f"record {pid}: semantic"), f"record {pid}: semantic"
-        )
-        try:
-            p = r.payload
-            check_payload(p.get("uri", ""), p.get("label", ""), p.get("metadata", {}), limits)
-        except InvalidArgument as exc:
-            raise InvalidArgument(f"record {pid}: {exc.message}") from None
-        classes = check_sparse(r.classes) if r.classes else None
-        points.append(ImagePoint(pid, visual, semantic, {**r.payload, "namespace": r.namespace}, classes))
+        first.setdefault((check_namespace(r.namespace), check_public_id(r.id)), r)
+    have = set()
+    for namespace in {ns for ns, _ in first}:
+        wanted = [pid for ns, pid in first if ns == namespace]
+        have |= {(namespace, pid) for pid in store.existing_ids(wanted, namespace)}
+    points = [_checked_record(key[1], r, info, limits) for key, r in first.items() if key not in have]
     imported, _ = store.import_images(points)  # checks again: another import may have stored some
     return imported, len(records) - imported
+
+
+def _checked_record(pid: str, r: ImportedRecord, info: ModelInfo, limits: Limits) -> ImagePoint:
+    """An imported record as the point to store, InvalidArgument naming the record otherwise."""
+    visual = _unit(as_vector(r.visual, info.visual_dim, f"record {pid}: visual"), f"record {pid}: visual")
+    semantic = _unit(
+        as_vector(r.semantic, info.semantic_dim, f"record {pid}: semantic"), f"record {pid}: semantic"
+    )
+    try:
+        check_stored_fields(r.payload, limits)
+        if THUMBNAIL in r.payload:
+            check_thumbnail(r.payload[THUMBNAIL])
+        classes = check_sparse(r.classes) if r.classes else None
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"record {pid}: {exc.message}") from None
+    return ImagePoint(pid, visual, semantic, {**r.payload, "namespace": r.namespace}, classes)
 
 
 # The longest vector accepted: one whose length fits float32, as the engine and clients keep it.

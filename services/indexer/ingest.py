@@ -3,9 +3,9 @@ payloads, upserts. The Indexer servicer only converts messages around it.
 
 Ids are UUIDv5 of the SHA-256 of the bytes unless given, so re-ingesting the same image is a
 no-op reported as DUPLICATE, and a duplicate is never sent to the (costly) CNN. Sent again with
-another label or metadata it is UPDATED: the payload changes, the vectors stay. In a namespace other
-than the default the id is derived from the namespace too, and an id held by another namespace's
-image is never taken, nor reclaimed.
+another label or metadata it is UPDATED: the payload changes, the vectors stay. An id is the same in
+every namespace and names one image per namespace (imgsearch.vectorstore.ids): every rule below
+looks at the item's own namespace only, so no answer depends on another namespace's images.
 
 A DUPLICATE is only a duplicate when the stored SHA-256 matches: an id holding other content is
 never taken for this image. A content id held by other content (a client gave another image that
@@ -16,11 +16,9 @@ that refuses a write (a full disk) fails the items of that batch, each with the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,27 +26,19 @@ from dataclasses import dataclass
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.results import Embedder
 from imgsearch.errors import AlreadyExists, InvalidArgument, ResourceExhausted, ServiceError
-from imgsearch.indexer.items import IngestItem, IngestItemResult
 from imgsearch.indexer.payload import check_id_length, check_payload, echo
 from imgsearch.indexer.thumbnails import thumbnail_of, thumbnail_text
 from imgsearch.telemetry.metrics import IMAGES_INGESTED
-from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
-from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL, check_namespace, namespace_of
+from imgsearch.types.items import IngestItem, IngestItemResult
+from imgsearch.vectorstore.base import SparseVector, VectorStore
+from imgsearch.vectorstore.ids import check_public_id, content_id
+from imgsearch.vectorstore.payloads import THUMBNAIL, check_namespace
 from imgsearch.vectorstore.types import ImagePoint
 
 log = logging.getLogger(__name__)
 
-# Fixed namespace: the same bytes get the same id on every server, forever.
-ID_NAMESPACE = uuid.UUID("6f1c1f2e-8d5a-5b7e-9a43-2c0d6e1b7a90")
 IN_FLIGHT = 2  # batches embedding at once, so decoding and upserts overlap the CNN
-
-
-def content_id(data: bytes, namespace: str = DEFAULT_NAMESPACE) -> tuple[str, str]:
-    """(id, sha256 hex) of image bytes; in a namespace other than the default the id is derived
-    from the namespace too, so the same bytes are a separate image in each namespace."""
-    digest = hashlib.sha256(data).hexdigest()
-    name = digest if namespace == DEFAULT_NAMESPACE else f"{namespace}/{digest}"
-    return str(uuid.uuid5(ID_NAMESPACE, name)), digest
+__all__ = ["Ingestor", "content_id", "load_vocabulary"]
 
 
 class Ingestor:
@@ -61,9 +51,9 @@ class Ingestor:
         self.store = store
         self.batch = batch
         self.limits = limits or Limits()
-        # Ids being embedded right now by any stream, with their SHA-256: a second copy of the same
-        # bytes arriving meanwhile is a duplicate.
-        self._claimed: dict[str, str] = {}
+        # (namespace, id) being embedded right now by any stream, with their SHA-256: a second copy
+        # of the same bytes arriving meanwhile is a duplicate.
+        self._claimed: dict[tuple[str, str], str] = {}
         self._claim_lock = threading.Lock()
 
     def ingest(self, items: Iterable[IngestItem]) -> Iterator[IngestItemResult]:
@@ -92,13 +82,13 @@ class Ingestor:
                 check_namespace(item.namespace)
                 if not item.image:
                     raise InvalidArgument("empty image: no bytes")
-                cid, sha = content_id(item.image, item.namespace)
-                pid = check_point_id(item.id) if item.id else cid
+                cid, sha = content_id(item.image)
+                pid = check_public_id(item.id) if item.id else cid
                 candidates.append((index, item, pid, sha))
             except ServiceError as exc:
                 outcomes[index] = _failed(index, item.id, item.uri, exc)
         try:
-            stored = self.store.stored_payloads([pid for _, _, pid, _ in candidates]) if candidates else {}
+            stored = self._stored(candidates)
         except ServiceError as exc:
             for index, item, pid, _ in candidates:
                 outcomes[index] = _failed(index, pid, item.uri, exc)
@@ -107,20 +97,23 @@ class Ingestor:
         to_update: list[tuple[int, IngestItem, str, PayloadChange]] = []
         with self._claim_lock:
             for index, item, pid, sha in candidates:
-                payload = stored.get(pid)
-                # an image of another namespace is never this one, nor reclaimed
-                foreign = payload is not None and namespace_of(payload) != item.namespace
-                held = self._claimed.get(pid, None if payload is None else str(payload.get("sha256") or ""))
+                key = (item.namespace, pid)
+                payload = stored.get(key)
+                held = self._claimed.get(key, None if payload is None else str(payload.get("sha256") or ""))
                 if held is None:
                     pass
-                elif held == sha and not foreign:
-                    change = payload_change(item, payload) if pid not in self._claimed else None
+                elif held == sha:
+                    change = (
+                        payload_change(item, payload)
+                        if payload is not None and key not in self._claimed
+                        else None
+                    )
                     if change is not None:  # known content with a new label or metadata
                         to_update.append((index, item, pid, change))
                     else:
                         outcomes[index] = IngestItemResult(index, pid, echo(item.uri), "duplicate")
                     continue
-                elif item.id or pid in self._claimed or foreign:
+                elif item.id or key in self._claimed:
                     outcomes[index] = _failed(
                         index,
                         pid,
@@ -133,19 +126,30 @@ class Ingestor:
                     continue
                 else:  # another image was stored under this image's content id: it goes back to this one
                     log.warning("content id %s held other content; storing the image it belongs to", pid)
-                self._claimed[pid] = sha
+                self._claimed[key] = sha
                 to_embed.append((index, item, pid, sha))
         self._update(to_update, outcomes)
         try:
             self._embed_and_store(to_embed, outcomes)
         finally:
             with self._claim_lock:
-                for _, _, pid, _ in to_embed:
-                    self._claimed.pop(pid, None)
+                for _, item, pid, _ in to_embed:
+                    self._claimed.pop((item.namespace, pid), None)
         ordered = [outcomes[start + i] for i in range(len(items))]
         for outcome in ordered:
             IMAGES_INGESTED.labels(outcome.status).inc()
         return ordered
+
+    def _stored(self, candidates: list[tuple[int, IngestItem, str, str]]) -> dict[tuple[str, str], dict]:
+        """(namespace, id) -> stored payload of the candidates' ids, each in its item's namespace."""
+        by_namespace: dict[str, list[str]] = {}
+        for _, item, pid, _ in candidates:
+            by_namespace.setdefault(item.namespace, []).append(pid)
+        return {
+            (namespace, pid): payload
+            for namespace, ids in by_namespace.items()
+            for pid, payload in self.store.stored_payloads(ids, namespace).items()
+        }
 
     def _update(
         self,

@@ -7,13 +7,19 @@ message limit.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
+from typing import Any
 
 from imgsearch.config.settings import Limits
 from imgsearch.errors import InvalidArgument
 
 ECHO_CHARS = 80  # the most of a client's string an answer repeats
 MAX_ID_CHARS = 64  # a UUID has 36; longer is no id, whatever it holds
+# How deep an imported record's other payload values may nest (what the indexer stores is flat).
+MAX_JSON_DEPTH = 8
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_payload(uri: str, label: str, metadata: Mapping[str, str], limits: Limits) -> None:
@@ -25,6 +31,8 @@ def check_payload(uri: str, label: str, metadata: Mapping[str, str], limits: Lim
             f"metadata has {len(metadata)} keys, over the limit max_metadata_keys={limits.max_metadata_keys}"
         )
     for key, value in metadata.items():
+        if not key:  # a filter could never name it (an HTTP form field "metadata." gave one)
+            raise InvalidArgument("a metadata key must not be empty")
         total += _check("a metadata key", key, limits.max_metadata_key_bytes, "max_metadata_key_bytes")
         total += _check(
             f"metadata value of {echo(key)!r}",
@@ -55,3 +63,54 @@ def _check(what: str, text: str, limit: int, name: str) -> int:
     if size > limit:
         raise InvalidArgument(f"{what} is {size} bytes, over the limit {name}={limit}")
     return size
+
+
+def check_stored_fields(payload: Mapping[str, Any], limits: Limits) -> None:
+    """InvalidArgument unless an imported payload holds what an ingest would have stored: the
+    limits of `check_payload`, finite numbers (no NaN), a SHA-256 in hex, other values nested at
+    most MAX_JSON_DEPTH deep (the thumbnail is checked apart, imgsearch.indexer.thumbnails)."""
+    check_payload(
+        _text(payload.get("uri", ""), "uri"),
+        _text(payload.get("label", ""), "label"),
+        payload.get("metadata") or {},
+        limits,
+    )
+    _number(payload.get("ingested_at", 0.0), "ingested_at")
+    for key in ("width", "height"):
+        value = payload.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgument(f"{key} must be a whole number of pixels, not negative")
+    if "feature_norm" in payload:
+        _number(payload["feature_norm"], "feature_norm")
+    sha = payload.get("sha256", "")
+    if sha and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+        raise InvalidArgument("sha256 must be 64 lowercase hexadecimal digits")
+    for key, value in payload.items():
+        check_json_depth(value, f"payload value {echo(str(key))!r}")
+
+
+def check_json_depth(value: Any, what: str, most: int = MAX_JSON_DEPTH) -> None:
+    """InvalidArgument when a JSON value nests deeper than `most` or holds a number that is not
+    finite (read without recursion, so no depth can overflow the stack)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidArgument(f"{what} holds a number that is not finite (NaN or infinity)")
+        if isinstance(item, dict | list):
+            if depth >= most:
+                raise InvalidArgument(f"{what} nests deeper than {most} levels")
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be text")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite, non-negative number (what the indexer stores for times and norms)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"{what} must be a finite number, not negative")
+    return float(value)

@@ -12,22 +12,17 @@ from imgsearch.embedder.convert import model_info_from_proto, model_info_to_prot
 from imgsearch.embedder.results import Embedder
 from imgsearch.indexer import admin
 from imgsearch.indexer.ingest import Ingestor, load_vocabulary
-from imgsearch.indexer.items import IngestItem
 from imgsearch.indexer.reindex import BATCH as REINDEX_BATCH
 from imgsearch.indexer.reindex import reindex
 from imgsearch.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
 from imgsearch.rpc.convert import filter_from_proto, record_classes, record_payload
 from imgsearch.rpc.scopes import require, require_admin
+from imgsearch.types.items import STATUS_CODES, IngestItem
+from imgsearch.types.queries import PointVectors
 from imgsearch.vectorstore.base import VectorStore
 from imgsearch.vectorstore.lexical import CAPTION
 
 SERVICE_NAME = indexer_pb2.DESCRIPTOR.services_by_name["Indexer"].full_name
-_STATUS = {
-    "new": indexer_pb2.IngestResult.NEW,
-    "duplicate": indexer_pb2.IngestResult.DUPLICATE,
-    "failed": indexer_pb2.IngestResult.FAILED,
-    "updated": indexer_pb2.IngestResult.UPDATED,
-}
 
 
 def _ingest_item(r: indexer_pb2.IngestRequest) -> IngestItem:
@@ -54,7 +49,7 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
         response = indexer_pb2.IngestResponse()
         for outcome in self.ingestor.ingest(items):
             result = response.results.add(
-                index=outcome.index, id=outcome.id, uri=outcome.uri, status=_STATUS[outcome.status]
+                index=outcome.index, id=outcome.id, uri=outcome.uri, status=STATUS_CODES[outcome.status]
             )
             if outcome.status == "failed":
                 result.error.code, result.error.message = outcome.error_code, outcome.error
@@ -70,7 +65,7 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
     def UpsertVectors(self, request, context: grpc.ServicerContext) -> indexer_pb2.UpsertVectorsResponse:
         points = [
             # np.array reads a repeated float field 5x faster than list() (7 against 42 us for 1,280)
-            admin.PrecomputedPoint(
+            PointVectors(
                 p.id,
                 _floats(p.visual),
                 _floats(p.semantic),

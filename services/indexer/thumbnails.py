@@ -16,8 +16,11 @@ fails its ingest.
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import logging
+
+from imgsearch.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,10 @@ SIDE = 256  # longest side, pixels
 QUALITY = 70
 METHOD = 2  # WebP encoder effort (0-6): 2 halves the CPU of the default 4 for 5 % more bytes
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# The largest thumbnail an import may bring (the indexer's own are 3 to 10 KB); with this bound a
+# record is at most about 600 KB, which the replies' size budget (imgsearch.query.replies) pages by.
+MAX_THUMBNAIL_BYTES = 64 * 1024
+THUMBNAIL_FORMATS = ("WEBP", "JPEG", "PNG")  # what a browser shows from the thumbnail route
 
 
 def make_thumbnail(data: bytes, side: int = SIDE, quality: int = QUALITY) -> bytes | None:
@@ -79,3 +86,27 @@ def thumbnail_text(data: bytes, thumbnail: bytes | None = None) -> str | None:
     the embedder made it, else made from the bytes."""
     thumb = thumbnail if thumbnail is not None else make_thumbnail(data)
     return base64.b64encode(thumb).decode("ascii") if thumb else None
+
+
+def check_thumbnail(text: object) -> bytes:
+    """The bytes of a thumbnail a record brings (base64 text), InvalidArgument unless it is a real
+    image in THUMBNAIL_FORMATS of at most SIDE x SIDE pixels and MAX_THUMBNAIL_BYTES: what the
+    thumbnail route and searches with thumbnails then serve as they are."""
+    from PIL import Image
+
+    if not isinstance(text, str) or len(text) > (MAX_THUMBNAIL_BYTES + 2) // 3 * 4:
+        raise InvalidArgument(f"thumbnail must be base64 text of at most {MAX_THUMBNAIL_BYTES} bytes")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument("thumbnail is not base64") from None
+    try:
+        with Image.open(io.BytesIO(data), formats=THUMBNAIL_FORMATS) as img:
+            if max(img.size) > SIDE:
+                raise InvalidArgument(f"thumbnail is {img.size[0]}x{img.size[1]}, over {SIDE} pixels a side")
+            img.load()
+    except InvalidArgument:
+        raise
+    except Exception:  # noqa: BLE001 - any decoder complaint means it is no image we serve
+        raise InvalidArgument(f"thumbnail is not a {', '.join(THUMBNAIL_FORMATS)} image") from None
+    return data

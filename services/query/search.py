@@ -17,6 +17,7 @@ from imgsearch.errors import (
     ServiceError,
 )
 from imgsearch.query import syntax
+from imgsearch.types.queries import QueryPart
 from imgsearch.vectorstore import checks, lexical
 from imgsearch.vectorstore.base import SparseVector, VectorStore, check_point_id
 from imgsearch.vectorstore.checks import check_k
@@ -42,17 +43,6 @@ class ImageSource:
 
     image: bytes = b""
     id: str = ""
-
-
-@dataclass(frozen=True)
-class QueryPart:
-    """One weighted part of a query: words, image bytes or a stored image's id (exactly one).
-    A negative weight pushes results away from the part."""
-
-    text: str = ""
-    image: bytes = b""
-    id: str = ""
-    weight: float = 1.0
 
 
 @dataclass(frozen=True)

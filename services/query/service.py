@@ -11,10 +11,12 @@ from imgsearch.config import Settings
 from imgsearch.embedder.results import Embedder
 from imgsearch.errors import InvalidArgument
 from imgsearch.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_grpc
-from imgsearch.query import search
+from imgsearch.query import replies, search
 from imgsearch.rpc.convert import filter_from_proto, hit_to_proto, record_to_proto
 from imgsearch.rpc.scopes import require, require_every
 from imgsearch.vectorstore.base import NamespaceView, VectorStore, check_point_id
+from imgsearch.vectorstore.ids import point_id
+from imgsearch.vectorstore.payloads import namespace_of
 
 SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 DEFAULT_PAGE = 100  # records per ListImages page when `limit` is unset
@@ -70,8 +72,7 @@ def _thumbnails_on_request(method: Callable) -> Callable:
         response = method(self, request, context)
         if request.with_thumbnails and response.results:
             found = self.store.thumbnails([hit.id for hit in response.results], namespace=request.namespace)
-            for hit in response.results:
-                hit.thumbnail = found.get(hit.id, b"")
+            replies.add_thumbnails(response, found, replies.budget(self.limits))
         return response
 
     return call
@@ -137,9 +138,10 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
             raise InvalidArgument(f"at most {self.limits.max_k} ids per call, got {len(request.ids)}")
         found = self.store.get_images(list(request.ids), namespace, request.with_vectors)
         have = {p.id for p in found}
+        records = [record_to_proto(p, request.with_vectors) for p in found]
+        replies.check_records_fit(records, replies.budget(self.limits))
         return query_pb2.GetImagesResponse(
-            images=[record_to_proto(p, request.with_vectors) for p in found],
-            not_found=[i for i in request.ids if check_point_id(i) not in have],
+            images=records, not_found=[i for i in request.ids if check_point_id(i) not in have]
         )
 
     def ListImages(self, request, context: grpc.ServicerContext) -> query_pb2.ListImagesResponse:
@@ -152,6 +154,8 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
         points, token = self.store.list_images(
             flt, namespace, request.limit or DEFAULT_PAGE, request.page_token, request.with_vectors
         )
-        return query_pb2.ListImagesResponse(
-            images=[record_to_proto(p, request.with_vectors) for p in points], next_page_token=token
-        )
+        records = [record_to_proto(p, request.with_vectors) for p in points]
+        fit = replies.records_that_fit(records, replies.budget(self.limits))
+        if fit < len(records):  # the page ends early; the next one starts at the first left out
+            token = point_id(points[fit].id, namespace_of(points[fit].payload))
+        return query_pb2.ListImagesResponse(images=records[:fit], next_page_token=token)

@@ -91,10 +91,12 @@ def record_payload(msg: common_pb2.StoredImage, max_extra_bytes: int) -> dict[st
     if msg.extra_json:
         if len(msg.extra_json) > max_extra_bytes:
             raise InvalidArgument(f"record {msg.id[:40]}: extra_json is over {max_extra_bytes} bytes")
-        try:
-            extra = json.loads(msg.extra_json)
-        except ValueError:
-            raise InvalidArgument(f"record {msg.id[:40]}: extra_json is not JSON") from None
+        try:  # NaN and infinity are not JSON; a deep nesting fails the parser's recursion
+            extra = json.loads(msg.extra_json, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise InvalidArgument(
+                f"record {msg.id[:40]}: extra_json is not JSON without NaN or infinity, or nests too deep"
+            ) from None
         if not isinstance(extra, dict):
             raise InvalidArgument(f"record {msg.id[:40]}: extra_json must be a JSON object")
     payload = {k: v for k, v in extra.items() if k not in _RECORD_KEYS}
@@ -104,3 +106,7 @@ def record_payload(msg: common_pb2.StoredImage, max_extra_bytes: int) -> dict[st
     if msg.width or msg.height:
         payload.update(width=msg.width, height=msg.height)
     return payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from imgsearch.config.settings import Limits
-from imgsearch.errors import InvalidArgument, ServiceError
+from imgsearch.errors import InvalidArgument, ServiceError, StreamIdle
 from imgsearch.rpc import scopes
 from imgsearch.telemetry.metrics import RPC_LATENCY, RPC_REQUESTS
 
@@ -46,13 +46,6 @@ class Malformed:
 
     def __init__(self, error: Exception):
         self.error = error
-
-
-class StreamIdle(ServiceError):
-    """A client stream sent nothing for too long."""
-
-    code_name = "DEADLINE_EXCEEDED"
-    code_number = 4
 
 
 class Caps:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
+from itertools import groupby
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,14 @@ from imgsearch.vectorstore.checks import (
 )
 from imgsearch.vectorstore.engine import Match, Page, Row, SparseVector
 from imgsearch.vectorstore.filters import in_namespace, match_of
+from imgsearch.vectorstore.ids import (
+    check_public_id,
+    content_id_of,
+    legacy_content_id,
+    point_id,
+    public_id,
+    with_public_id,
+)
 from imgsearch.vectorstore.lexical import TEXT, document_vector, image_text
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, check_namespace, namespace_of
 from imgsearch.vectorstore.plan import (
@@ -54,6 +64,8 @@ from imgsearch.vectorstore.schema import (
     VectorName,
 )
 from imgsearch.vectorstore.types import CollectionDims, Hit, ImagePoint, PayloadFilter
+
+log = logging.getLogger(__name__)
 
 # Records a metadata facet reads per scroll page.
 FACET_PAGE = 1000
@@ -102,6 +114,7 @@ class VectorStore(ABC):
                 self._add_missing_indexes(name)
                 if name == IMAGES:
                     self._fill_default_namespace()
+                    self._move_named_points()
 
     def collection_dims(self) -> CollectionDims | None:
         """Sizes of the existing collections, or None when they do not exist yet."""
@@ -122,21 +135,22 @@ class VectorStore(ABC):
     # -- images ------------------------------------------------------------------------------
 
     def upsert_images(self, points: list[ImagePoint]) -> None:
-        """Inserts or replaces images by id."""
+        """Inserts or replaces images by id, each in the namespace its payload names (an id is one
+        image per namespace: imgsearch.vectorstore.ids)."""
         if not points:
             return
         dims = self._dims_of(IMAGES)
         has_text = self.has_text()
         rows = [
             Row(
-                check_point_id(p.id),
+                point_id(pid := check_public_id(p.id), check_namespace(namespace_of(p.payload))),
                 {
                     VISUAL: as_vector(p.visual, dims[VISUAL], "visual vector"),
                     SEMANTIC: as_vector(p.semantic, dims[SEMANTIC], "semantic vector"),
                     **({CLASSES: check_sparse(p.classes)} if p.classes and self.has_classes() else {}),
                     **({TEXT: text} if has_text and (text := document_vector(image_text(p.payload))) else {}),
                 },
-                payloads.to_stored(p.payload),
+                with_public_id(payloads.to_stored(p.payload), pid),
             )
             for p in points
         ]
@@ -156,43 +170,36 @@ class VectorStore(ABC):
         self._dims_of(IMAGES)
         return TEXT in self._sparse_names(IMAGES)
 
-    def existing_ids(self, ids: list[str], namespace: str | None = None) -> set[str]:
-        """The subset of `ids` already stored (in `namespace`; None: in any namespace)."""
-        if not ids:
-            return set()
-        wanted = [check_point_id(i) for i in ids]
-        self._dims_of(IMAGES)
-        if namespace is None:
-            return {str(r.id) for r in self._retrieve(IMAGES, wanted, full=False)}
-        return set(self.stored_payloads(wanted, namespace))
+    def existing_ids(self, ids: list[str], namespace: str = DEFAULT_NAMESPACE) -> set[str]:
+        """The subset of `ids` stored in `namespace` (another namespace's images never count)."""
+        return set(self.stored_payloads(ids, namespace))
 
-    def stored_payloads(self, ids: list[str], namespace: str | None = None) -> dict[str, dict[str, Any]]:
-        """id -> payload (without vectors) of the stored images among `ids`, in `namespace`
-        (None: in any namespace; each payload's "namespace" says which)."""
-        if not ids:
-            return {}
-        wanted = [check_point_id(i) for i in ids]
-        self._dims_of(IMAGES)
-        found = {
-            str(r.id): payloads.from_stored(r.payload)
-            for r in self._retrieve(IMAGES, wanted, full=True, with_vectors=False)
-        }
-        if namespace is None:
-            return found
-        check_namespace(namespace)
-        return {i: p for i, p in found.items() if namespace_of(p) == namespace}
-
-    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
-        """The stored images among `ids` with the SHA-256 of their bytes ("" for one stored
-        without it, as UpsertVectors stores): whether an id already holds the same content."""
-        if not ids:
-            return {}
-        wanted = [check_point_id(i) for i in ids]
-        self._dims_of(IMAGES)
+    def stored_payloads(
+        self, ids: list[str], namespace: str = DEFAULT_NAMESPACE
+    ) -> dict[str, dict[str, Any]]:
+        """id -> payload (without vectors) of the images of `namespace` among `ids`."""
         return {
-            str(r.id): str((r.payload or {}).get("sha256") or "")
-            for r in self._retrieve(IMAGES, wanted, full=True)
+            public_id(r): payloads.from_stored(r.payload)
+            for r in self._records(ids, namespace, with_vectors=False)
         }
+
+    def stored_hashes(self, ids: list[str], namespace: str = DEFAULT_NAMESPACE) -> dict[str, str]:
+        """The images of `namespace` among `ids` with the SHA-256 of their bytes ("" for one stored
+        without it, as UpsertVectors stores): whether an id already holds the same content."""
+        return {
+            public_id(r): str((r.payload or {}).get("sha256") or "")
+            for r in self._records(ids, namespace, with_vectors=False)
+        }
+
+    def _records(self, ids: list[str], namespace: str, with_vectors: bool) -> list[Any]:
+        """The stored records of the images of `namespace` among the public `ids`."""
+        check_namespace(namespace)
+        wanted = dict.fromkeys(point_id(check_public_id(i), namespace) for i in ids)
+        if not wanted:
+            return []
+        self._dims_of(IMAGES)
+        records = self._retrieve(IMAGES, list(wanted), full=True, with_vectors=with_vectors)
+        return [r for r in records if namespace_of(r.payload) == namespace]
 
     def get_image(self, id: str, namespace: str = DEFAULT_NAMESPACE) -> ImagePoint | None:
         """One image of `namespace` with its vectors, or None."""
@@ -203,14 +210,9 @@ class VectorStore(ABC):
         self, ids: list[str], namespace: str = DEFAULT_NAMESPACE, with_vectors: bool = False
     ) -> list[ImagePoint]:
         """The images of `namespace` among `ids`, in the order asked (vectors empty unless asked for)."""
-        check_namespace(namespace)
-        wanted = [check_point_id(i) for i in ids]
-        if not wanted:
-            return []
-        self._dims_of(IMAGES)
-        records = self._retrieve(IMAGES, wanted, full=True, with_vectors=with_vectors)
-        by_id = {str(r.id): r for r in records if namespace_of(r.payload) == namespace}
-        return [record_to_point(by_id[i], with_vectors) for i in dict.fromkeys(wanted) if i in by_id]
+        wanted = dict.fromkeys(check_public_id(i) for i in ids)
+        by_id = {public_id(r): r for r in self._records(list(wanted), namespace, with_vectors)}
+        return [record_to_point(by_id[i], with_vectors) for i in wanted if i in by_id]
 
     def list_images(
         self,
@@ -221,9 +223,11 @@ class VectorStore(ABC):
         with_vectors: bool = False,
     ) -> tuple[list[ImagePoint], str]:
         """One page of the images of `namespace` (None: of every namespace) under the filter, in
-        id order, and the token of the next page ("" after the last).
+        the order of their point ids (imgsearch.vectorstore.ids), and the token of the next page
+        ("" after the last).
 
-        The token is the id the next page starts at (the engine's scroll offset): an image added
+        The token is the point id the next page starts at (the engine's scroll offset; `point_id`
+        of an image's id and namespace, so a reply may end its page early there): an image added
         before it is not listed, one deleted is not listed, and no image is listed twice.
         """
         check_k(limit, MAX_PAGE)
@@ -269,7 +273,7 @@ class VectorStore(ABC):
                 changed = {**payload, "metadata": metadata}
                 if label is not None:
                     changed["label"] = label
-                rows.append((pid, payloads.to_stored(changed)))
+                rows.append((point_id(pid, namespace), with_public_id(payloads.to_stored(changed), pid)))
             if rows:
                 self._overwrite_payloads(IMAGES, rows)
                 self._update_text(rows)
@@ -291,13 +295,19 @@ class VectorStore(ABC):
 
     def import_images(self, points: list[ImagePoint]) -> tuple[int, int]:
         """Stores exported images (vectors and payload as given, each payload naming its namespace)
-        unless their id is already stored in any namespace; (imported, skipped)."""
+        unless their id is already stored in that namespace; of an id given twice in one namespace
+        the first is kept. (imported, skipped)."""
         if not points:
             return 0, 0
+        first: dict[tuple[str, str], ImagePoint] = {}
         for p in points:
-            check_namespace(namespace_of(p.payload))
-        have = self.existing_ids([p.id for p in points])
-        fresh = list({p.id: p for p in points if check_point_id(p.id) not in have}.values())
+            key = (check_namespace(namespace_of(p.payload)), check_public_id(p.id))
+            first.setdefault(key, replace(p, id=key[1]))
+        fresh = []
+        for namespace, keys in groupby(sorted(first), key=lambda k: k[0]):
+            wanted = [i for _, i in keys]
+            have = self.existing_ids(wanted, namespace)
+            fresh += [first[namespace, i] for i in wanted if i not in have]
         self.upsert_images(fresh)
         return len(fresh), len(points) - len(fresh)
 
@@ -317,7 +327,11 @@ class VectorStore(ABC):
         # the engine may compare quantized or rounded scores: ask with some slack, cut exactly below
         ranking = replace(ranking, min_score=None if floor is None else floor - SCORE_SLACK)
         hits = [
-            Hit(id=str(p.id), score=scale.relevance(float(p.score)), payload=payloads.from_stored(p.payload))
+            Hit(
+                id=public_id(p),
+                score=scale.relevance(float(p.score)),
+                payload=payloads.from_stored(p.payload),
+            )
             for p in self._scoped_query(ranking, using, k, match, namespace)
             if p.score > 0 or not isinstance(ranking.vector, SparseVector)
         ]
@@ -349,23 +363,20 @@ class VectorStore(ABC):
         offset: Any = None
         while True:
             records, offset = self._scroll(IMAGES, Page(batch, offset, match, with_vector=False))
-            yield [(str(r.id), payloads.from_stored(r.payload)) for r in records]
+            yield [(public_id(r), payloads.from_stored(r.payload)) for r in records]
             if offset is None:
                 return
 
     def thumbnails(self, ids: list[str], namespace: str = DEFAULT_NAMESPACE) -> dict[str, bytes]:
         """id -> the thumbnail the indexer stored, for the ids of `namespace` that exist and have one."""
-        if not ids:
-            return {}
-        wanted = [check_point_id(i) for i in ids]
-        self._dims_of(IMAGES)
         out = {}
-        for record in self._retrieve(IMAGES, wanted, full=True, with_vectors=False):
-            if namespace_of(record.payload) != namespace:
-                continue
+        for record in self._records(ids, namespace, with_vectors=False):
             text = (record.payload or {}).get(payloads.THUMBNAIL)
-            if text:
-                out[str(record.id)] = base64.b64decode(text)
+            if text and isinstance(text, str):  # an import checks it; one stored before may be anything
+                try:
+                    out[public_id(record)] = base64.b64decode(text, validate=True)
+                except ValueError:
+                    log.warning("image %s: its thumbnail is not base64; serving none", public_id(record))
         return out
 
     def search_images(
@@ -536,7 +547,7 @@ class VectorStore(ABC):
         target: list[str] | Match
         check_namespace(namespace)
         if ids:
-            target = [check_point_id(i) for i in ids]
+            target = [check_public_id(i) for i in ids]
         elif (match := match_of(flt)) is not None:  # None: no filter, or an empty one
             target = in_namespace(match, namespace)
         elif all:
@@ -545,7 +556,7 @@ class VectorStore(ABC):
             raise InvalidArgument("delete needs ids, a non-empty filter, or all=True")
         self._dims_of(IMAGES)
         if isinstance(target, list):  # only the ids of this namespace's images
-            target = list(self.stored_payloads(target, namespace))
+            target = [point_id(i, namespace) for i in self.stored_payloads(target, namespace)]
             deleted = len(target)
         else:
             deleted = self._count(IMAGES, target)
@@ -630,6 +641,25 @@ class VectorStore(ABC):
         unset = Match(absent=(payloads.NAMESPACE,))
         if self._count(IMAGES, unset):
             self._set_payload(IMAGES, unset, {payloads.NAMESPACE: DEFAULT_NAMESPACE})
+
+    def _move_named_points(self, batch: int = 256) -> None:
+        """Moves the images of named namespaces that versions before per-namespace points stored
+        under their public id to their derived point id (imgsearch.vectorstore.ids); one whose id
+        was such a version's namespace-derived content id takes the content id namespaces now share."""
+        legacy = Match(must_not=((payloads.NAMESPACE, DEFAULT_NAMESPACE),), absent=(payloads.PUBLIC_ID,))
+        while True:
+            records, _ = self._scroll(IMAGES, Page(batch, None, legacy))
+            if not records:
+                return
+            moved = []
+            for record in records:
+                point = image_from_record(record)
+                sha = str(point.payload.get("sha256") or "")
+                if sha and point.id == legacy_content_id(sha, namespace_of(point.payload)):
+                    point = replace(point, id=content_id_of(sha))
+                moved.append(point)
+            self.upsert_images(moved)
+            self._delete(IMAGES, [str(r.id) for r in records])
 
     def in_namespace(self, namespace: str) -> NamespaceView:
         """The store as one namespace sees it: every image call takes that namespace."""

@@ -8,6 +8,7 @@ from dataclasses import replace
 from imgsearch.vectorstore import payloads
 from imgsearch.vectorstore.checks import check_point_id
 from imgsearch.vectorstore.engine import Match
+from imgsearch.vectorstore.ids import point_id
 from imgsearch.vectorstore.payloads import check_namespace
 from imgsearch.vectorstore.types import PayloadFilter
 
@@ -31,9 +32,11 @@ def match_of(flt: PayloadFilter | None) -> Match | None:
 
 
 def in_namespace(match: Match | None, namespace: str | None) -> Match | None:
-    """`match` narrowed to the images of `namespace` (None: every namespace; "" the default one)."""
+    """`match` narrowed to the images of `namespace` (None: every namespace; "" the default one),
+    its excluded ids (public ids) as that namespace's point ids."""
     if namespace is None:
         return match
     check_namespace(namespace)
     match = match or Match()
-    return replace(match, must=(*match.must, (payloads.NAMESPACE, namespace)))
+    excluded = tuple(point_id(i, namespace) for i in match.exclude_ids)
+    return replace(match, must=(*match.must, (payloads.NAMESPACE, namespace)), exclude_ids=excluded)

@@ -13,6 +13,10 @@ from typing import Any
 from imgsearch.errors import InvalidArgument
 
 META_KV = "_meta_kv"
+# A named namespace's image's public id (its point id is derived: imgsearch.vectorstore.ids).
+PUBLIC_ID = "_id"
+# Keys only the store writes: never taken from a caller's payload, never shown to one.
+_STORE_KEYS = (META_KV, PUBLIC_ID)
 # The indexer's WebP thumbnail (base64 text); left out of search results, read by id (thumbnails()).
 THUMBNAIL = "thumbnail"
 LABEL = "label"
@@ -57,7 +61,7 @@ def meta_path(key: str) -> str:
 
 def to_stored(payload: dict[str, Any]) -> dict[str, Any]:
     """The image payload as stored: metadata as str -> str plus its `_meta_kv` index entries."""
-    stored = {k: v for k, v in payload.items() if k != META_KV}
+    stored = {k: v for k, v in payload.items() if k not in _STORE_KEYS}
     metadata = {str(k): str(v) for k, v in (payload.get("metadata") or {}).items()}
     stored["metadata"] = metadata
     stored[META_KV] = [meta_token(k, v) for k, v in sorted(metadata.items())]
@@ -66,11 +70,11 @@ def to_stored(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_stored(payload: dict[str, Any] | None) -> dict[str, Any]:
-    """The payload as callers see it, without the index-only field (nor the default namespace's
+    """The payload as callers see it, without the store's own fields (nor the default namespace's
     empty name)."""
     if not payload:
         return {"metadata": {}}
-    out = {k: v for k, v in payload.items() if k != META_KV}
+    out = {k: v for k, v in payload.items() if k not in _STORE_KEYS}
     out.setdefault("metadata", {})
     if not out.get(NAMESPACE):  # the default namespace reads as before namespaces: no key
         out.pop(NAMESPACE, None)

@@ -1,4 +1,5 @@
-"""Stored records (Edge's and qdrant-client's have the same fields) as ImagePoints."""
+"""Stored records (Edge's and qdrant-client's have the same fields) as ImagePoints, under their
+public ids."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from imgsearch.vectorstore import payloads
 from imgsearch.vectorstore.engine import SparseVector
+from imgsearch.vectorstore.ids import public_id
 from imgsearch.vectorstore.schema import CLASSES, SEMANTIC, VISUAL
 from imgsearch.vectorstore.types import ImagePoint
 
@@ -18,7 +20,7 @@ def record_to_point(record: Any, with_vectors: bool) -> ImagePoint:
         return image_from_record(record)
     empty = np.zeros(0, dtype=np.float32)
     payload = payloads.from_stored(record.payload)
-    return ImagePoint(id=str(record.id), visual=empty, semantic=empty, payload=payload)
+    return ImagePoint(id=public_id(record), visual=empty, semantic=empty, payload=payload)
 
 
 def image_from_record(record: Any) -> ImagePoint:
@@ -26,7 +28,7 @@ def image_from_record(record: Any) -> ImagePoint:
     vectors = record.vector or {}
     classes = vectors.get(CLASSES)
     return ImagePoint(
-        id=str(record.id),
+        id=public_id(record),
         visual=np.asarray(vectors[VISUAL], dtype=np.float32),
         semantic=np.asarray(vectors[SEMANTIC], dtype=np.float32),
         payload=payloads.from_stored(record.payload),

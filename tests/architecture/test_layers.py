@@ -13,20 +13,23 @@ ROOT = Path(__file__).resolve().parents[2] / "services"
 PACKAGE = "imgsearch"
 
 # Each top-level package and what it may import. Read from the bottom up: errors, config and the
-# generated stubs import nothing of ours, nor do telemetry (metrics, logs) and reports; the CLI sits
-# on top and starts the composition root.
+# generated stubs import nothing of ours, nor do telemetry (metrics, logs) and reports; types (the
+# plain types mirroring the protos, which the server and the client share) sit on the stubs; the
+# client imports only types, rpc, the stubs and errors; the CLI sits on top and starts the
+# composition root.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": {"errors"},
     "protogen": set(),
     "reports": set(),
     "telemetry": set(),
+    "types": {"errors", "protogen"},
     "vectorstore": {"config", "errors"},
     "rpc": {"telemetry", "config", "errors", "protogen", "vectorstore"},
-    "embedder": {"telemetry", "config", "errors", "protogen", "reports", "rpc"},
-    "indexer": {"telemetry", "embedder", "config", "errors", "protogen", "rpc", "vectorstore"},
-    "query": {"telemetry", "embedder", "config", "errors", "protogen", "rpc", "vectorstore"},
-    "client": {"embedder", "indexer", "config", "errors", "protogen", "rpc"},
+    "embedder": {"telemetry", "config", "errors", "protogen", "reports", "rpc", "types"},
+    "indexer": {"telemetry", "embedder", "config", "errors", "protogen", "rpc", "types", "vectorstore"},
+    "query": {"telemetry", "embedder", "config", "errors", "protogen", "rpc", "types", "vectorstore"},
+    "client": {"config", "errors", "protogen", "rpc", "types"},
     "app": {
         "telemetry",
         "embedder",
@@ -37,6 +40,7 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "protogen",
         "rpc",
+        "types",
         "vectorstore",
     },
     "cli": {
@@ -50,13 +54,14 @@ ALLOWED: dict[str, set[str]] = {
         "protogen",
         "reports",
         "rpc",
+        "types",
     },
 }
 
 # What another package may use of a service: its public, model-free surface.
 PUBLIC = {
     "embedder": {"telemetry", "results", "convert", "remote"},
-    "indexer": {"telemetry", "items"},
+    "indexer": {"telemetry"},
 }
 # Packages that build the services (and so may use their internals).
 COMPOSERS = {"app", "cli"}

@@ -120,3 +120,23 @@ def test_export_then_import_restores_the_namespace(server, namespace, tmp_path):
     (tmp_path / "not.parquet").write_text("not parquet")
     code, _, err = run(server, "import", str(tmp_path / "not.parquet"))
     assert code == ExitStatus.USAGE and "Parquet" in err
+
+
+def test_import_of_a_record_the_server_refuses_is_one_line(server, namespace, tmp_path):
+    """A file whose metadata passes but whose record holds NaN (extra_json): the server answers
+    INVALID_ARGUMENT (was INTERNAL), the CLI prints one line and exits 2, nothing is stored."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ns, _ = namespace
+    file = tmp_path / "nan.parquet"
+    assert js(server, "export", str(file), "--namespace", ns)["exported"] == 3
+    table = pq.read_table(file)
+    nan = pa.array(['{"feature_norm": NaN}'] * table.num_rows, pa.string())
+    table = table.set_column(table.schema.get_field_index("extra_json"), "extra_json", nan)
+    pq.write_table(table, file, compression="zstd")
+    other = f"nan-{uuid.uuid4().hex[:6]}"
+    code, out, err = run(server, "import", str(file), "--namespace", other)
+    assert code == ExitStatus.USAGE and "INVALID_ARGUMENT" in err and "NaN" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2  # the bar's line, the error
+    assert js(server, "stats", "--namespace", other)["images"] == 0

@@ -23,6 +23,7 @@ from imgsearch.app.serve import stop
 from imgsearch.client import ClientError, ImageSearchClient, IngestItem, PointVectors, transfer
 from imgsearch.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
 from imgsearch.telemetry.metrics import IMAGES_EMBEDDED
+from imgsearch.vectorstore.ids import point_id
 from tests.e2e.conftest import Running, start_server
 
 pytestmark = pytest.mark.slow
@@ -146,10 +147,11 @@ def test_list_pages_stay_correct_while_images_are_added_and_deleted(srv):
         c.upsert_vectors(points)
         first = c.list_images(limit=7)
         assert len(first.images) == 7 and first.next_page_token
-        ordered = sorted(p.id for p in points)
+        ordered = sorted((p.id for p in points), key=lambda i: point_id(i, ns))  # the engine's id order
         assert [r.id for r in first.images] == ordered[:7]
+        assert first.next_page_token == point_id(ordered[7], ns)  # the token: where the next page starts
         # meanwhile: one not yet listed is deleted, the next page's first one too, and new ones arrive
-        gone = [ordered[20], first.next_page_token]
+        gone = [ordered[20], ordered[7]]
         assert c.delete(ids=gone) == 2
         added = [
             PointVectors(str(uuid.uuid4()), rng.standard_normal(1280), rng.standard_normal(50))
@@ -234,22 +236,27 @@ def test_namespaces_never_see_or_change_each_others_images(srv, photos):
         rb = _ingest(cb, photos, ["puppy"], label="b")
         assert ra.ingested == 2 and rb.ingested == 1  # the same bytes are a separate image per namespace
         a_ids = {r.id for r in ra.results}
-        assert rb.results[0].id not in a_ids
+        puppy = rb.results[0].id
+        assert puppy in a_ids  # with the same public id in each: ids are per namespace
+        coffee = next(iter(a_ids - {puppy}))
         assert {h.id for h in ca.search("dog", k=50).results} == a_ids
         assert [h.label for h in cb.search("dog", k=50).results] == ["b"]
-        assert not a_ids & {h.id for h in cd.search("dog", k=1000).results}
+        assert {"a", "b"}.isdisjoint({h.label for h in cd.search("dog", k=1000).results})
         assert (ca.stats()["images"], cb.stats()["images"], cd.stats()["images"]) == (2, 1, default_before)
-        assert cb.get(list(a_ids))[0] == []
-        assert cb.update(list(a_ids), label="stolen") == 0
-        assert cb.delete(ids=list(a_ids)) == 0
-        assert not a_ids & {r.id for r in cb.list_images().images}
-        with pytest.raises(ClientError) as info:  # an id of namespace a is unknown in b
-            cb.similar(id=next(iter(a_ids)), k=5)
+        assert [r.label for r in cb.get(list(a_ids))[0]] == ["b"]  # b's own puppy only
+        assert cb.update([coffee], label="stolen") == 0
+        assert cb.update([puppy], label="b2") == 1  # b's own image of that id
+        assert cb.delete(ids=[coffee]) == 0
+        assert {r.id for r in cb.list_images().images} == {puppy}
+        with pytest.raises(ClientError) as info:  # an image of namespace a is unknown in b
+            cb.similar(id=coffee, k=5)
         assert info.value.code == grpc.StatusCode.NOT_FOUND
-        with pytest.raises(ClientError) as info:  # nor can b overwrite it with precomputed vectors
-            cb.upsert_vectors([PointVectors(next(iter(a_ids)), np.ones(1280), np.ones(50))])
-        assert info.value.code == grpc.StatusCode.ALREADY_EXISTS
-        assert cb.delete(all=True) == 1
+        # b storing precomputed vectors under a's id makes an image of b's, and changes nothing in a
+        assert cb.upsert_vectors([PointVectors(coffee, np.ones(1280), np.ones(50), label="squat")]) == 1
+        (theirs,), _ = ca.get([coffee])
+        assert theirs.label == "a"
+        assert {r.label for r in ca.get(list(a_ids))[0]} == {"a"}
+        assert cb.delete(all=True) == 2
         assert ca.stats()["images"] == 2 and cb.stats()["images"] == 0
         assert {r.label for r in ca.list_images().images} == {"a"}
         assert [f[0] for f in ca.facets()] == ["a"]

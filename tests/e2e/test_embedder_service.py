@@ -127,3 +127,25 @@ def test_vocabulary_streams_words_in_frequency_order(stubs):
     words = [w for c in chunks for w in c.words]
     assert len(words) == 1200 and words[0] == "the"
     assert len(chunks[0].vectors) == 500 * chunks[0].dim
+
+
+def test_the_python_client_embeds_through_the_service(server, stubs):
+    """The client calls the Embedder's stubs itself (it imports no server code): the same vectors
+    and model info as the service, a bad image as a per-image error, and an embedder that does
+    not answer as UNAVAILABLE naming its address."""
+    from imgsearch.client import ClientError, ImageSearchClient
+
+    with ImageSearchClient(server.addr) as client:
+        info = client.model_info()
+        assert (info["cnn"], info["visual_dim"], info["semantic_dim"]) == ("efficientnet-lite0", 1280, 50)
+        good, bad = client.embed_images([_jpeg(), b"not an image"])
+        direct = stubs.embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[_jpeg()])).embeddings[0]
+        assert np.allclose(good.visual, direct.visual) and (good.width, good.height) == (64, 48)
+        assert bad.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and bad.visual.size == 0
+        text = client.embed_text("cat zzqqxx")
+        assert text.known_words == ["cat"] and text.unknown_words == ["zzqqxx"]
+        assert np.linalg.norm(text.vector) == pytest.approx(1.0, abs=1e-5)
+    with ImageSearchClient(server.addr, embedder_addr="127.0.0.1:1", timeout=2) as client:
+        with pytest.raises(ClientError) as info:
+            client.embed_text("cat")
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE and "127.0.0.1:1" in info.value.message

@@ -59,7 +59,7 @@ def test_images_ingested_through_a_remote_embedder_get_the_same_thumbnails(tmp_p
     from imgsearch.app.serve import stop
     from imgsearch.embedder.remote import RemoteEmbedder
     from imgsearch.indexer.ingest import Ingestor
-    from imgsearch.indexer.items import IngestItem
+    from imgsearch.types.items import IngestItem
     from imgsearch.vectorstore.edge import EdgeStore
     from tests.e2e.conftest import start_server
 

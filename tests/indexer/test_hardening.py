@@ -11,9 +11,10 @@ import pytest
 
 from imgsearch.config.settings import Limits
 from imgsearch.errors import InvalidArgument, ResourceExhausted
-from imgsearch.indexer.admin import PrecomputedPoint, upsert_vectors
+from imgsearch.indexer.admin import upsert_vectors
 from imgsearch.indexer.ingest import IngestItem, Ingestor, content_id
 from imgsearch.indexer.reindex import reindex
+from imgsearch.types.queries import PointVectors
 from imgsearch.vectorstore.edge import EdgeStore
 
 pytestmark = pytest.mark.slow
@@ -81,7 +82,7 @@ def test_an_id_holding_other_content_is_never_a_duplicate(runtime, store, photos
 )
 def test_vectors_are_measured_in_float64(runtime, store, value, why):
     info = runtime.model_info()
-    point = PrecomputedPoint(
+    point = PointVectors(
         "00000000-0000-0000-0000-0000000000cc", [value] * info.visual_dim, [1.0] * info.semantic_dim
     )
     with pytest.raises(InvalidArgument, match=why):
@@ -92,7 +93,7 @@ def test_vectors_are_measured_in_float64(runtime, store, value, why):
 def test_small_and_large_finite_vectors_are_normalised(runtime, store):
     info = runtime.model_info()
     points = [
-        PrecomputedPoint(
+        PointVectors(
             f"00000000-0000-0000-0000-0000000000d{i}", [v] * info.visual_dim, [v] * info.semantic_dim
         )
         for i, v in enumerate((1e-30, 1e20))  # their squares underflow / overflow float32
@@ -105,10 +106,10 @@ def test_small_and_large_finite_vectors_are_normalised(runtime, store):
 
 def test_one_bad_point_stores_none(runtime, store):
     info = runtime.model_info()
-    good = PrecomputedPoint(
+    good = PointVectors(
         "00000000-0000-0000-0000-0000000000e1", [1.0] * info.visual_dim, [1.0] * info.semantic_dim
     )
-    bad = PrecomputedPoint(
+    bad = PointVectors(
         "00000000-0000-0000-0000-0000000000e2",
         [1.0] * info.visual_dim,
         [1.0] * info.semantic_dim,
@@ -157,3 +158,46 @@ def test_an_ingest_call_takes_at_most_max_images_per_stream(runtime, store, phot
     with pytest.raises(ResourceExhausted, match="max_images_per_stream"):
         got.extend(Ingestor(runtime, store, batch=2, limits=limits).ingest(items))
     assert store.count_images() == 3
+
+
+def test_namespaces_cannot_collide_or_probe_through_ids(runtime, store, photos):
+    """Ids are per namespace: the same photo is new in each, with the same public id, and
+    team-b storing under team-a's future content id changes nothing team-a sees or is told."""
+    ingestor = Ingestor(runtime, store, batch=8)
+    info = runtime.model_info()
+    cat, tent = photos["black_cat"].read_bytes(), photos["tent"].read_bytes()
+    cat_id, _ = content_id(cat)
+    squat = PointVectors(cat_id, [1.0] * info.visual_dim, [1.0] * info.semantic_dim, uri="squat")
+    assert upsert_vectors(store, info, [squat], namespace="team-b") == 1  # team-b squats the id
+    (b_tent,) = ingestor.ingest([IngestItem(tent, id=cat_id, namespace="team-b")])  # other content
+    assert b_tent.status == "failed" and b_tent.error_code == ALREADY_EXISTS  # its own namespace's rule
+    (a_cat,) = ingestor.ingest([IngestItem(cat, uri="a", namespace="team-a")])
+    assert (a_cat.status, a_cat.id) == ("new", cat_id)
+    (d_cat,) = ingestor.ingest([IngestItem(cat, uri="d")])
+    assert (d_cat.status, d_cat.id) == ("new", cat_id)
+    (again,) = ingestor.ingest([IngestItem(cat, uri="a", namespace="team-a")])
+    assert again.status == "duplicate"
+    assert store.get_image(cat_id, "team-b").payload["uri"] == "squat"
+    assert store.get_image(cat_id, "team-a").payload["uri"] == "a"
+    # team-b's answers are the same whether team-a holds the photo or not
+    (probe,) = ingestor.ingest([IngestItem(tent, id=cat_id, namespace="team-b")])
+    assert (probe.status, probe.error_code) == (b_tent.status, b_tent.error_code)
+    assert store.delete_images(ids=[cat_id], namespace="team-a") == 1
+    assert store.get_image(cat_id, "team-b") is not None and store.get_image(cat_id) is not None
+
+
+def test_an_empty_metadata_key_is_refused_everywhere(runtime, store, photos):
+    """No filter could name it: a form field `metadata.` over HTTP gave one."""
+    cat = photos["black_cat"].read_bytes()
+    (out,) = Ingestor(runtime, store, batch=8).ingest([IngestItem(cat, metadata={"": "x"})])
+    assert out.status == "failed" and out.error_code == INVALID and "must not be empty" in out.error
+    info = runtime.model_info()
+    point = PointVectors(
+        "00000000-0000-0000-0000-0000000000ee",
+        [1.0] * info.visual_dim,
+        [1.0] * info.semantic_dim,
+        metadata={"": "x"},
+    )
+    with pytest.raises(InvalidArgument, match="must not be empty"):
+        upsert_vectors(store, info, [point])
+    assert store.count_images() == 0

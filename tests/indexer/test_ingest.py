@@ -10,8 +10,9 @@ import pytest
 from imgsearch.app.process import free_port
 from imgsearch.embedder.remote import RemoteEmbedder
 from imgsearch.errors import InvalidArgument, Unavailable
-from imgsearch.indexer.admin import PrecomputedPoint, delete, upsert_vectors
+from imgsearch.indexer.admin import delete, upsert_vectors
 from imgsearch.indexer.ingest import IngestItem, Ingestor, content_id, load_vocabulary
+from imgsearch.types.queries import PointVectors
 from imgsearch.vectorstore.edge import EdgeStore
 from imgsearch.vectorstore.types import PayloadFilter
 
@@ -102,12 +103,12 @@ def test_precomputed_vectors_are_checked_and_normalised(runtime, store):
     info = runtime.model_info()
     pid = "00000000-0000-0000-0000-0000000000bb"
     visual, semantic = np.full(info.visual_dim, 2.0), np.full(info.semantic_dim, 3.0)
-    assert upsert_vectors(store, info, [PrecomputedPoint(pid, list(visual), list(semantic), label="x")]) == 1
+    assert upsert_vectors(store, info, [PointVectors(pid, list(visual), list(semantic), label="x")]) == 1
     assert np.linalg.norm(store.get_image(pid).visual) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(InvalidArgument, match="dimensions"):
-        upsert_vectors(store, info, [PrecomputedPoint(pid, [1.0, 2.0], list(semantic))])
+        upsert_vectors(store, info, [PointVectors(pid, [1.0, 2.0], list(semantic))])
     with pytest.raises(InvalidArgument, match="zero vector"):
-        upsert_vectors(store, info, [PrecomputedPoint(pid, [0.0] * info.visual_dim, list(semantic))])
+        upsert_vectors(store, info, [PointVectors(pid, [0.0] * info.visual_dim, list(semantic))])
     with pytest.raises(InvalidArgument):
         delete(store, [], None, False)
     assert delete(store, [], PayloadFilter(label="x"), False) == 1

@@ -7,9 +7,9 @@ import pytest
 
 from imgsearch.config.settings import Limits
 from imgsearch.indexer.ingest import Ingestor
-from imgsearch.indexer.items import IngestItem
 from imgsearch.indexer.reindex import reindex
 from imgsearch.query.search import Page, search_text
+from imgsearch.types.items import IngestItem
 from imgsearch.vectorstore import IMAGES
 from imgsearch.vectorstore.edge import EdgeStore
 from imgsearch.vectorstore.schema import SPARSE_VECTORS

@@ -11,9 +11,10 @@ import pytest
 import qdrant_edge as qe
 
 from imgsearch.errors import InvalidArgument
-from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, PayloadFilter, VectorStore
+from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, PayloadFilter, VectorStore, payloads
 from imgsearch.vectorstore.edge import EdgeStore
 from imgsearch.vectorstore.engine import Row
+from imgsearch.vectorstore.ids import content_id_of, legacy_content_id, point_id
 
 VIS, SEM, WORD = 16, 8, 8
 
@@ -76,7 +77,7 @@ def test_listing_pages_in_id_order_under_a_filter(store: VectorStore):
         assert all(p.visual.size == 0 for p in page)  # no vectors unless asked for
         if not token:
             break
-    assert seen == sorted(p.id for p in points)
+    assert seen == sorted((p.id for p in points), key=lambda i: point_id(i, "a"))  # the engine's order
     filtered, _ = store.list_images(PayloadFilter(metadata={"n": "3"}), namespace="a", with_vectors=True)
     assert [p.id for p in filtered] == [points[3].id] and filtered[0].visual.shape == (VIS,)
     everything, _ = store.list_images(namespace=None, limit=1000)
@@ -151,3 +152,77 @@ def test_default_namespace_searches_stay_scoped_whatever_the_store_knew(tmp_path
     reopened._named_namespaces = False  # as if the named images landed while a search began
     assert {h.id for h in reopened.search_images(query, SEMANTIC, 100)} == {p.id for p in default}
     reopened.close()
+
+
+# -- ids per namespace ------------------------------------------------------------------------------
+
+
+def _same_ids(points: list[ImagePoint], namespace: str, label: str, seed: int) -> list[ImagePoint]:
+    """The same ids as `points`, other vectors and payload, in `namespace`."""
+    others = _points(len(points), namespace, label, seed)
+    return [ImagePoint(p.id, o.visual, o.semantic, o.payload) for p, o in zip(points, others, strict=True)]
+
+
+def test_the_same_id_is_one_image_per_namespace(store: VectorStore):
+    a = _points(4, "a", "mine")
+    b = _same_ids(a, "b", "theirs", seed=5)
+    d = _same_ids(a, "", "default", seed=6)
+    store.upsert_images(a + b + d)
+    assert store.count_images(namespace=None) == 12
+    for namespace, label in (("a", "mine"), ("b", "theirs"), ("", "default")):
+        got = store.get_images([p.id for p in a], namespace)
+        assert [p.id for p in got] == [p.id for p in a] and {p.payload["label"] for p in got} == {label}
+        hits = store.search_images(np.ones(SEM), SEMANTIC, 10, namespace=namespace)
+        assert {h.id for h in hits} == {p.id for p in a}  # every surface shows the public id
+        listed, _ = store.list_images(namespace=namespace, with_vectors=True)
+        assert {p.id for p in listed} == {p.id for p in a} and "_id" not in listed[0].payload
+    assert store.update_images([a[0].id], namespace="b", label="changed") == 1
+    assert store.get_image(a[0].id, "a").payload["label"] == "mine"
+    assert store.delete_images(ids=[a[1].id], namespace="a") == 1
+    assert store.get_image(a[1].id, "a") is None and store.get_image(a[1].id, "b") is not None
+    assert store.get_image(a[1].id, "") is not None
+    assert store.existing_ids([p.id for p in a], "a") == {a[0].id, a[2].id, a[3].id}
+    # a search for images like one skips that one in its own namespace only
+    flt = PayloadFilter(exclude_ids=(a[0].id,))
+    assert a[0].id not in {h.id for h in store.search_images(np.ones(SEM), SEMANTIC, 10, flt, namespace="b")}
+    exported, _ = store.list_images(namespace=None, limit=100, with_vectors=True)
+    assert sorted((p.payload.get("namespace", ""), p.id) for p in exported) == sorted(
+        [("a", p.id) for p in a if p is not a[1]] + [("b", p.id) for p in a] + [("", p.id) for p in a]
+    )
+
+
+def test_an_import_skips_only_ids_its_own_namespace_holds_and_keeps_the_first_of_a_repeat(store: VectorStore):
+    a = _points(3, "a")
+    store.upsert_images(a)
+    b = _same_ids(a, "b", "b", seed=2)
+    repeat = ImagePoint(b[0].id, b[1].visual, b[1].semantic, {**b[1].payload, "label": "second"})
+    assert store.import_images([*b, repeat]) == (3, 1)
+    assert store.get_image(b[0].id, "b").payload["label"] == "b"  # the first row of the id counts
+    assert store.import_images(a) == (0, 3)
+
+
+def test_version_8_ids_are_kept_for_the_store(store: VectorStore):
+    (p,) = _points(1)
+    derived = point_id(p.id, "a")
+    with pytest.raises(InvalidArgument, match="version-8"):
+        store.upsert_images([ImagePoint(derived, p.visual, p.semantic, p.payload)])
+    with pytest.raises(InvalidArgument, match="version-8"):
+        store.get_images([derived])
+
+
+def test_named_images_stored_under_their_public_id_move_to_their_point_id_on_open(store: VectorStore):
+    """What versions before per-namespace points stored: a named namespace's image under its id,
+    its content id derived from the namespace; it keeps working, under the content id all share."""
+    sha = "ab" * 32
+    old_content = legacy_content_id(sha, "a")
+    (given,) = _points(1, "a", seed=3)
+    rows = [
+        Row(pid, {"visual": p.visual, "semantic": p.semantic}, payloads.to_stored({**p.payload, "sha256": s}))
+        for pid, p, s in ((old_content, _points(1, "a", seed=4)[0], sha), (given.id, given, ""))
+    ]
+    store._upsert(IMAGES, rows)
+    store.ensure_collections(VIS, SEM, WORD)  # what every start does
+    assert store.count_images(namespace="a") == 2
+    assert store.get_image(content_id_of(sha), "a").payload["sha256"] == sha
+    assert store.get_image(given.id, "a") is not None and store.get_image(given.id) is None
+    assert {p.id for p in store.list_images(namespace="a")[0]} == {content_id_of(sha), given.id}

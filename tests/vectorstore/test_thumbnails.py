@@ -42,3 +42,15 @@ def test_searches_leave_the_thumbnail_out(store):
         (hit,) = store.search_images(vector, using, 1)
         assert hit.id == point.id and hit.payload["uri"] == "/p.jpg"
         assert "thumbnail" not in hit.payload
+
+
+def test_a_thumbnail_stored_before_imports_were_checked_is_skipped_not_a_failure(store):
+    """Imports once stored any JSON as the thumbnail (5, "###", {}): reading one serves no
+    thumbnail for that image instead of failing every search with thumbnails."""
+    good = _point(seed=5)
+    broken = []
+    for n, value in enumerate((5, "###", {}, "")):
+        p = _point(seed=10 + n)
+        broken.append(ImagePoint(p.id, p.visual, p.semantic, {**p.payload, "thumbnail": value}))
+    store.upsert_images([good, *broken])
+    assert store.thumbnails([good.id, *(p.id for p in broken)]) == {good.id: THUMB}

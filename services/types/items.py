@@ -1,12 +1,23 @@
 """What goes into an ingest and what comes back per image: one definition for the Indexer service,
-the Python client and the CLI (plain data, importable without the server's packages)."""
+the Python client and the CLI (plain data, importable without the server's packages), and the one
+table between a result's status and the proto's `IngestResult.Status`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
+from imgsearch.protogen.imagesearch.v1 import indexer_pb2
+
 Status = Literal["new", "duplicate", "updated", "failed"]
+# A result's status as the proto's enum value, and back (an unknown value reads as "failed").
+STATUS_CODES: dict[Status, int] = {
+    "new": indexer_pb2.IngestResult.NEW,
+    "duplicate": indexer_pb2.IngestResult.DUPLICATE,
+    "failed": indexer_pb2.IngestResult.FAILED,
+    "updated": indexer_pb2.IngestResult.UPDATED,
+}
+STATUS_NAMES: dict[int, Status] = {code: name for name, code in STATUS_CODES.items()}
 
 
 @dataclass(frozen=True)
