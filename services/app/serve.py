@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgsearch.app.http_api import listen_socket, start_http, web_url
+from imgsearch.app.http import listen_socket, start_http, web_url
 from imgsearch.config import Settings
 from imgsearch.embedder.remote import RemoteEmbedder
 from imgsearch.embedder.runtime import EmbedderRuntime

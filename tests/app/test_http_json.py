@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from google.protobuf import json_format
 
-from imgsearch.app.http_api import CallError, document_from_pairs, from_json, to_json, unary_rpcs
+from imgsearch.app.http import CallError, document_from_pairs, from_json, to_json, unary_rpcs
 from imgsearch.protogen.imagesearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 
 
@@ -88,7 +88,7 @@ def test_calls_past_the_concurrency_cap_are_refused_at_once():
     import time
     from dataclasses import replace
 
-    from imgsearch.app.http_api import HttpApi
+    from imgsearch.app.http import HttpApi
     from imgsearch.config import Settings
     from imgsearch.config.settings import Limits
 

@@ -1,55 +1,34 @@
-"""The HTTP/JSON API and the web page, served by the same process as the gRPC services they front.
-
-Every route calls the very servicer the gRPC server calls (through the same `Deferred`, so "still
-loading" is the same UNAVAILABLE), with the request and response messages of the protos written
-in the protobuf JSON mapping (`json_format`): field names in lowerCamelCase (snake_case accepted),
-enums by name, bytes in base64, 64-bit integers as strings. One document describes both.
-
-Routes (gRPC-JSON transcoding style, `POST` with a JSON body or `GET` with query parameters):
-  /v1/query:searchText  :similarImages  :tagImage  :similarWords      (every Query RPC)
-  /v1/indexer:delete  :getStats  :loadVocabulary  :upsertVectors
-  POST /v1/indexer:ingest   JSON (one IngestRequest, a list, or NDJSON) or multipart/form-data
-  GET  /v1/images/{id}/thumbnail   the thumbnail the indexer stored at ingest (by id, from the store)
-  DELETE /v1/images/{id}
-  GET  /v1/health           200 {"status": "SERVING"} or 503
-  GET  /                    the web page (static files shipped in imgsearch/app/web)
-A failure answers the HTTP status of its gRPC code with `{"code": int, "message": str, "details": []}`
-(google.rpc.Status as JSON). With a token configured, /v1/ routes other than health want
-`Authorization: Bearer <token>` (or the page's same-site cookie `imgsearch_token`).
-
-aiohttp (asyncio) takes the connections on one thread; the servicer calls, which block on the
-model and the store, run in a thread pool, as gRPC's do.
-"""
+"""The HTTP application: middlewares (metrics, errors, auth), the calls into the servicers, the
+handlers of every route and the readers of request bodies."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import logging
-import math
-import socket
-import ssl
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import grpc
 from aiohttp import web
-from google.protobuf import json_format
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.internal import type_checkers
 from google.protobuf.message import Message
 
+from imgsearch.app.http.context import CallContext, CallError
+from imgsearch.app.http.transcoding import (
+    SERVICE_NAMES,
+    _ingest_documents,
+    document_from_pairs,
+    from_json,
+    to_json,
+    unary_rpcs,
+)
 from imgsearch.config import Settings
 from imgsearch.errors import ServiceError
-from imgsearch.protogen.imagesearch.v1 import indexer_pb2, query_pb2
+from imgsearch.protogen.imagesearch.v1 import indexer_pb2
 from imgsearch.rpc import scopes
 from imgsearch.rpc.interceptors import ADMIN_METHODS
 from imgsearch.rpc.server import scoped_tokens
@@ -91,272 +70,6 @@ PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; style-src 'self'; "
     "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-CALL_TIMEOUT = 600.0  # what a servicer sees as time_remaining(); slow calls are ingests
-
-
-class CallError(Exception):
-    """A call ended with a gRPC status (a servicer's context.abort, a refused token, a bad body)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class CallContext:
-    """What a servicer may use of grpc.ServicerContext, for a call that came over HTTP."""
-
-    def __init__(self, metadata: tuple[tuple[str, str], ...], peer: str, timeout: float = CALL_TIMEOUT):
-        self._metadata = metadata
-        self._peer = peer
-        self._deadline = time.monotonic() + timeout
-        self._code: grpc.StatusCode | None = None
-        self._details = ""
-
-    def abort(self, code: grpc.StatusCode, details: str) -> None:
-        raise CallError(code, details)
-
-    def abort_with_status(self, status: Any) -> None:
-        raise CallError(status.code, status.details)
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
-
-    def peer(self) -> str:
-        return self._peer
-
-    def time_remaining(self) -> float:
-        return max(0.0, self._deadline - time.monotonic())
-
-    def is_active(self) -> bool:
-        return self.time_remaining() > 0
-
-    def add_callback(self, callback: Callable[[], None]) -> bool:
-        return False
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def code(self) -> grpc.StatusCode | None:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def send_initial_metadata(self, metadata: Any) -> None:
-        pass
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class Rpc:
-    """One unary RPC as an HTTP route: the role that serves it, the servicer method, its request type."""
-
-    role: str
-    method: str
-    request: type[Message]
-
-
-SERVICE_NAMES = {
-    "query": query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
-    "indexer": indexer_pb2.DESCRIPTOR.services_by_name["Indexer"].full_name,
-}
-
-
-def _camel(name: str) -> str:
-    return name[:1].lower() + name[1:]
-
-
-def unary_rpcs() -> dict[str, Rpc]:
-    """Route name (`query:searchText`) -> Rpc for every unary method of the Query and Indexer
-    services, read from the protos (a method added there is served here too)."""
-    out: dict[str, Rpc] = {}
-    for role, module, service in (("query", query_pb2, "Query"), ("indexer", indexer_pb2, "Indexer")):
-        for m in module.DESCRIPTOR.services_by_name[service].methods:
-            if m.client_streaming or m.server_streaming:
-                continue
-            request = _message_class(module, m.input_type.name)
-            out[f"{role}:{_camel(m.name)}"] = Rpc(role, m.name, request)
-    return out
-
-
-def _message_class(module: Any, name: str) -> type[Message]:
-    return getattr(module, name)
-
-
-# -- JSON <-> messages -----------------------------------------------------------------------------
-
-
-def to_json(message: Message) -> dict:
-    """A response message in the protobuf JSON mapping, every field present (empty lists included)
-    but the hits' `thumbnail` when none was asked for.
-
-    What `json_format.MessageToDict(message, always_print_fields_with_no_presence=True)` gives, by a
-    plan made once per message type: MessageToDict walks the descriptors on every call, which cost
-    0.3 ms for ten hits, as much as the search itself (tests compare the two)."""
-    return _plan(message.DESCRIPTOR)(message)
-
-
-_PLANS: dict[Any, Callable[[Message], dict]] = {}
-_SIMPLE = {FieldDescriptor.CPPTYPE_STRING, FieldDescriptor.CPPTYPE_BOOL, FieldDescriptor.CPPTYPE_INT32}
-_SIMPLE |= {FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_DOUBLE}
-
-
-def _plan(descriptor: Any) -> Callable[[Message], dict]:
-    plan = _PLANS.get(descriptor)
-    if plan is None:
-        plan = _PLANS[descriptor] = _make_plan(descriptor)
-    return plan
-
-
-def _value_converter(field: FieldDescriptor) -> Callable[[Any], Any] | None:
-    """How one value of `field` becomes JSON; None for the types the plan leaves to json_format."""
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return lambda v: base64.b64encode(v).decode("ascii")
-    if field.cpp_type in _SIMPLE:
-        return lambda v: v
-    if field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT:
-        return _float32
-    if field.cpp_type in (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64):
-        return str
-    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-        values = field.enum_type.values_by_number
-        return lambda v: values[v].name if v in values else v
-    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and field.message_type.full_name.startswith(
-        "imagesearch."
-    ):
-        return lambda v: _plan(v.DESCRIPTOR)(v)
-    return None
-
-
-def _make_plan(descriptor: Any) -> Callable[[Message], dict]:
-    steps = []
-    for field in descriptor.fields:
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
-            convert = _value_converter(value_field)
-            if (
-                convert is None
-                or field.message_type.fields_by_name["key"].cpp_type != FieldDescriptor.CPPTYPE_STRING
-            ):
-                return _slow
-            steps.append((field, "map", convert))
-            continue
-        convert = _value_converter(field)
-        if convert is None:
-            return _slow
-        if field.is_repeated:
-            kind = "repeated"
-        elif field.has_presence:  # sub-messages, oneof members, `optional` scalars: only when set
-            kind = "present"
-        else:
-            kind = "plain"
-        steps.append((field, kind, convert))
-    thumbnail = descriptor.full_name == "imagesearch.v1.ImageHit"
-
-    def convert_message(message: Message) -> dict:
-        out: dict[str, Any] = {}
-        for field, kind, convert in steps:
-            value = getattr(message, field.name)
-            if kind == "plain":
-                out[field.json_name] = convert(value)
-            elif kind == "repeated":
-                out[field.json_name] = [convert(v) for v in value]
-            elif kind == "map":
-                out[field.json_name] = {k: convert(v) for k, v in value.items()}
-            elif message.HasField(field.name):
-                out[field.json_name] = convert(value)
-        if thumbnail and out.get("thumbnail") == "":
-            del out["thumbnail"]
-        return out
-
-    return convert_message
-
-
-def _float32(value: float) -> Any:
-    if math.isfinite(value):
-        return type_checkers.ToShortestFloat(value)
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def _slow(message: Message) -> dict:
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-
-
-def from_json(document: Any, cls: type[Message]) -> Message:
-    """A request message from its JSON form; INVALID_ARGUMENT naming what does not fit."""
-    if not isinstance(document, dict):
-        raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"expected a JSON object ({cls.DESCRIPTOR.name})")
-    try:
-        return json_format.ParseDict(document, cls())
-    except json_format.ParseError as exc:
-        raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"bad {cls.DESCRIPTOR.name}: {exc}") from exc
-
-
-def _field(descriptor: Any, name: str) -> FieldDescriptor | None:
-    return descriptor.fields_by_name.get(name) or next(
-        (f for f in descriptor.fields if f.json_name == name), None
-    )
-
-
-def _scalar(field: FieldDescriptor, text: str) -> Any:
-    """A query-parameter or form value as the JSON value its field wants."""
-    if field.type == FieldDescriptor.TYPE_BOOL:
-        return text.strip().lower() in ("1", "true", "yes", "on")
-    if field.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-        try:
-            return float(text)
-        except ValueError:
-            return text  # ParseDict explains
-    return text  # ints are accepted as strings; bytes are base64 text; enums by name
-
-
-def document_from_pairs(pairs: Iterable[tuple[str, Any]], cls: type[Message]) -> dict:
-    """A JSON document from `name=value` pairs (query parameters, form fields): dotted names reach
-    into sub-messages (`filter.label`), `map.key` into maps (`filter.metadata.camera=x`), repeated
-    names build lists. Values that are bytes (uploaded files) go into bytes fields as base64."""
-    document: dict[str, Any] = {}
-    for name, value in pairs:
-        descriptor, target, parts = cls.DESCRIPTOR, document, name.split(".")
-        for i, part in enumerate(parts):
-            field = _field(descriptor, part) if descriptor is not None else None
-            if field is None:
-                raise CallError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"unknown field {name!r} for {cls.DESCRIPTOR.name}",
-                )
-            last = i == len(parts) - 1
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                key = ".".join(parts[i + 1 :])
-                if not key:
-                    raise CallError(
-                        grpc.StatusCode.INVALID_ARGUMENT, f"{name}: give a key, as {name}.KEY=VALUE"
-                    )
-                target.setdefault(field.json_name, {})[key] = _text(value)
-                break
-            if field.message_type is not None and not last:
-                target = target.setdefault(field.json_name, {})
-                descriptor = field.message_type
-                continue
-            if not last:
-                raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: {part} has no fields")
-            item = (
-                base64.b64encode(value).decode() if isinstance(value, bytes) else _scalar(field, _text(value))
-            )
-            if field.is_repeated:
-                target.setdefault(field.json_name, []).append(item)
-            else:
-                target[field.json_name] = item
-    return document
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -682,100 +395,3 @@ async def _ingest_form(request: web.Request) -> list[indexer_pb2.IngestRequest]:
         indexer_pb2.IngestRequest(image=data, uri=name, label=label, metadata=metadata)
         for name, data in files
     ]
-
-
-def _ingest_documents(raw: bytes) -> list[indexer_pb2.IngestRequest]:
-    """IngestRequests from JSON: one object, a list of objects, or one object per line (NDJSON)."""
-    text = raw.decode("utf-8", "replace").strip()
-    if not text:
-        return []
-    try:
-        document = json.loads(text)
-    except ValueError:
-        try:
-            document = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError as exc:
-            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"the body is not JSON: {exc}") from exc
-    if isinstance(document, dict) and isinstance(document.get("requests"), list):
-        document = document["requests"]
-    documents = document if isinstance(document, list) else [document]
-    try:
-        return [from_json(d, indexer_pb2.IngestRequest) for d in documents]
-    except binascii.Error as exc:
-        raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"bad base64 in `image`: {exc}") from exc
-
-
-# -- serving ---------------------------------------------------------------------------------------
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A listening socket on `host` ("[::]", "0.0.0.0" or "" = every interface, both IP families
-    where the system has them); OSError (EADDRINUSE) at once when the port is taken."""
-    plain = host.strip("[]")
-    if plain in ("", "::", "0.0.0.0"):
-        if socket.has_dualstack_ipv6():
-            return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
-        return socket.create_server(("0.0.0.0", port))
-    family = socket.AF_INET6 if ":" in plain else socket.AF_INET
-    if plain == "localhost":
-        plain, family = "127.0.0.1", socket.AF_INET
-    return socket.create_server((plain, port), family=family)
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """HTTPS with the gRPC port's certificate and key when TLS is configured: the token never
-    travels in plain text on one port while the other is encrypted."""
-    if not (settings.tls_cert and settings.tls_key):
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    return context
-
-
-class HttpServer:
-    """The aiohttp application on its own event-loop thread."""
-
-    def __init__(self, api: HttpApi, sock: socket.socket):
-        self.api = api
-        self.port = sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
-        self._thread.start()
-        self._runner = web.AppRunner(
-            api.application(), access_log=None, handle_signals=False, shutdown_timeout=5.0
-        )
-        self._submit(self._runner.setup())
-        self._submit(web.SockSite(self._runner, sock, ssl_context=tls_context(api.settings)).start())
-
-    def _submit(self, coroutine: Any, timeout: float = 30.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
-    def stop(self) -> None:
-        """Stops taking connections, lets in-flight requests finish (a few seconds), ends the thread."""
-        try:
-            self._submit(self._runner.cleanup())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self.api.close()
-
-
-def start_http(
-    settings: Settings, port: int, deferred: Mapping[str, Any], serving: Callable[[], bool]
-) -> HttpServer:
-    """Binds `port` on settings.host (OSError when taken, before any model loads) and serves."""
-    sock = listen_socket(settings.host, port)
-    try:
-        server = HttpServer(HttpApi(settings, deferred, serving), sock)
-    except BaseException:
-        sock.close()
-        raise
-    log.info("HTTP API and web page on %s", web_url(settings.host, server.port, bool(tls_context(settings))))
-    return server
-
-
-def web_url(host: str, port: int, tls: bool = False) -> str:
-    """The URL a person on this machine opens for a server bound to `host`."""
-    plain = host.strip("[]")
-    shown = "localhost" if plain in ("", "::", "0.0.0.0") else (f"[{plain}]" if ":" in plain else plain)
-    return f"{'https' if tls else 'http'}://{shown}:{port}/"
