@@ -31,6 +31,7 @@ from imgsearch.indexer.service import IndexerServicer
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
 from imgsearch.query.service import SERVICE_NAME as QUERY
 from imgsearch.query.service import QueryServicer
+from imgsearch.rpc.policy import policy_for
 from imgsearch.rpc.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
 from imgsearch.telemetry.logs import configure_logging
 from imgsearch.telemetry.metrics import start_metrics_server
@@ -178,14 +179,24 @@ def start(
         Registration(SERVICES[role][0], functools.partial(SERVICES[role][1], deferred[role]))
         for role in roles
     ]
+    policy = policy_for(settings)  # one for both ports: the tokens and the caps are the server's
     served = create_server(
-        settings, registrations, extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else ()
+        settings,
+        registrations,
+        extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else (),
+        policy=policy,
     )
     http = None
     try:
         if settings.http_port is not None:  # bound now, so a taken port fails before the models load
-            ready = threading.Event()
-            http = start_http(settings, settings.http_port, deferred, ready.is_set)
+            http = start_http(
+                settings,
+                settings.http_port,
+                deferred,
+                lambda: served.serving,
+                policy,
+                lambda: served.draining,
+            )
         parts = build(settings, roles, stopping)
     except BaseException:
         served.server.stop(0)
@@ -197,14 +208,16 @@ def start(
         http.api.store = parts.store
         parts.http = http
         parts.closers.append(http.stop)  # closed first: no HTTP call reaches a closed store
-        ready.set()
     served.set_serving(True)
     log.info("serving %s on port %d", ", ".join(roles), served.port)
     return served, parts
 
 
 def stop(served: Served, parts: Components, grace: float) -> None:
-    """Drains in-flight calls for up to `grace` seconds, then flushes and closes the store."""
+    """Drains in-flight calls for up to `grace` seconds, then flushes and closes the store; from
+    the start of the drain HTTP health answers 503 and HTTP calls are refused, as gRPC's are."""
+    served.draining = True
+    served.set_serving(False)
     served.health.enter_graceful_shutdown()
     served.server.stop(grace).wait()
     parts.close()
@@ -240,6 +253,13 @@ def serve(settings: Settings, roles: Sequence[str]) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    reload_tokens: list[Callable[[], object]] = []  # SIGHUP re-reads the token file (once serving)
+    signal.signal(
+        signal.SIGHUP,
+        lambda *_: [
+            threading.Thread(target=r, name="token-reload", daemon=True).start() for r in reload_tokens
+        ],
+    )
     taken = taken_ports(settings)
     if taken:
         log.error("cannot start: %s", taken)
@@ -253,6 +273,8 @@ def serve(settings: Settings, roles: Sequence[str]) -> int:
     except RuntimeError as exc:  # grpc's "Failed to bind", should the port be taken meanwhile
         log.error("cannot start: %s", exc)
         return 2
+    if served.policy is not None:
+        reload_tokens.append(served.policy.tokens.reload)
     print(f"imgsearch serving {', '.join(parse_roles(roles))} on port {served.port}", flush=True)
     if parts.http is not None:
         tls = bool(settings.tls_cert and settings.tls_key)

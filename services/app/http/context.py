@@ -8,16 +8,11 @@ from typing import Any
 
 import grpc
 
+from imgsearch.rpc.policy import CallError
+
+__all__ = ["CALL_TIMEOUT", "CallContext", "CallError"]
+
 CALL_TIMEOUT = 600.0  # what a servicer sees as time_remaining(); slow calls are ingests
-
-
-class CallError(Exception):
-    """A call ended with a gRPC status (a servicer's context.abort, a refused token, a bad body)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class CallContext:

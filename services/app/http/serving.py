@@ -14,6 +14,7 @@ from aiohttp import web
 
 from imgsearch.app.http.routes import HttpApi
 from imgsearch.config import Settings
+from imgsearch.rpc.policy import CallPolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,12 @@ class HttpServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
         self._thread.start()
         self._runner = web.AppRunner(
-            api.application(), access_log=None, handle_signals=False, shutdown_timeout=5.0
+            api.application(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
+            # a connection that takes longer to send a request's headers (or sits idle) is closed
+            keepalive_timeout=api.header_timeout,
         )
         self._submit(self._runner.setup())
         self._submit(web.SockSite(self._runner, sock, ssl_context=tls_context(api.settings)).start())
@@ -73,12 +79,18 @@ class HttpServer:
 
 
 def start_http(
-    settings: Settings, port: int, deferred: Mapping[str, Any], serving: Callable[[], bool]
+    settings: Settings,
+    port: int,
+    deferred: Mapping[str, Any],
+    serving: Callable[[], bool],
+    policy: CallPolicy | None = None,
+    draining: Callable[[], bool] | None = None,
 ) -> HttpServer:
-    """Binds `port` on settings.host (OSError when taken, before any model loads) and serves."""
+    """Binds `port` on settings.host (OSError when taken, before any model loads) and serves;
+    `policy`: the gRPC server's, so both ports share the tokens and the caps."""
     sock = listen_socket(settings.host, port)
     try:
-        server = HttpServer(HttpApi(settings, deferred, serving), sock)
+        server = HttpServer(HttpApi(settings, deferred, serving, policy, draining), sock)
     except BaseException:
         sock.close()
         raise
