@@ -31,7 +31,7 @@ from imgsearch.indexer.service import IndexerServicer
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
 from imgsearch.query.service import SERVICE_NAME as QUERY
 from imgsearch.query.service import QueryServicer
-from imgsearch.rpc.policy import policy_for
+from imgsearch.rpc.policy import CallPolicy, policy_for
 from imgsearch.rpc.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
 from imgsearch.telemetry.logs import configure_logging
 from imgsearch.telemetry.metrics import start_metrics_server
@@ -170,16 +170,20 @@ def bind(roles: Sequence[str], deferred: dict[str, Deferred], parts: Components,
 
 
 def start(
-    settings: Settings, roles: Sequence[str], stopping: threading.Event | None = None
+    settings: Settings,
+    roles: Sequence[str],
+    stopping: threading.Event | None = None,
+    policy: CallPolicy | None = None,
 ) -> tuple[Served, Components]:
-    """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code)."""
+    """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code);
+    `policy`: who may call and the caps (default: from `settings`), shared by gRPC and HTTP."""
     roles = parse_roles(roles)
     deferred = {role: Deferred(role) for role in roles}
     registrations = [
         Registration(SERVICES[role][0], functools.partial(SERVICES[role][1], deferred[role]))
         for role in roles
     ]
-    policy = policy_for(settings)  # one for both ports: the tokens and the caps are the server's
+    policy = policy or policy_for(settings)  # one for both ports: the tokens and caps are the server's
     served = create_server(
         settings,
         registrations,
@@ -253,28 +257,25 @@ def serve(settings: Settings, roles: Sequence[str]) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    reload_tokens: list[Callable[[], object]] = []  # SIGHUP re-reads the token file (once serving)
-    signal.signal(
-        signal.SIGHUP,
-        lambda *_: [
-            threading.Thread(target=r, name="token-reload", daemon=True).start() for r in reload_tokens
-        ],
-    )
     taken = taken_ports(settings)
     if taken:
         log.error("cannot start: %s", taken)
         return 2
     start_metrics_server(settings.metrics_port, settings.host)
     try:
-        served, parts = start(settings, roles, stopping)
+        policy = policy_for(settings)  # a token file that cannot be used stops the start here
+
+        def reload(*_: object) -> None:  # SIGHUP: in a thread, a signal handler must not wait on a lock
+            threading.Thread(target=policy.tokens.reload, name="token-reload", daemon=True).start()
+
+        signal.signal(signal.SIGHUP, reload)
+        served, parts = start(settings, roles, stopping, policy)
     except (ServiceError, ValueError, OSError) as exc:
         log.error("cannot start: %s", getattr(exc, "message", exc))
         return 2
     except RuntimeError as exc:  # grpc's "Failed to bind", should the port be taken meanwhile
         log.error("cannot start: %s", exc)
         return 2
-    if served.policy is not None:
-        reload_tokens.append(served.policy.tokens.reload)
     print(f"imgsearch serving {', '.join(parse_roles(roles))} on port {served.port}", flush=True)
     if parts.http is not None:
         tls = bool(settings.tls_cert and settings.tls_key)

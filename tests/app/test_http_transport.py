@@ -112,7 +112,7 @@ def test_a_method_a_route_does_not_take_is_405_with_allow(served, method, path, 
         ),
         ("/v1/indexer:delete", None, b'{"all": true}'),
         ("/v1/indexer:ingest", "text/plain", b'{"image": "AAAA"}'),
-        ("/v1/query:searchText", "text/plain", b'{"text": "dog"}'),
+        ("/v1/query:searchText", "multipart/form-data; boundary=b", b"--b--\r\n"),  # no upload route
     ],
 )
 def test_a_body_that_is_not_json_where_json_is_wanted_is_415(served, path, content_type, body):
@@ -177,6 +177,15 @@ def test_the_page_own_origin_and_named_hosts_pass_the_check(served):
             port, "POST", "/v1/query:searchText", b'{"text": "dog"}', **{**JSON, **headers}
         )
         assert status == 501 and "query service" in doc["message"], headers
+    # a read's body is JSON whatever its label (`curl -d` sends x-www-form-urlencoded)
+    status, _, doc = request(
+        port,
+        "POST",
+        "/v1/query:searchText",
+        b'{"text": "dog"}',
+        Content_Type="application/x-www-form-urlencoded",
+    )
+    assert status == 501
     status, _, page = request(port, "GET", "/", Host="evil.example")
     assert status == 403  # the page is not served under a rebound name either
     status, _, page = request(port, "GET", "/", Sec_Fetch_Site="cross-site")

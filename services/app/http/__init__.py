@@ -5,17 +5,18 @@ loading" is the same UNAVAILABLE), with the request and response messages of the
 in the protobuf JSON mapping (`json_format`): field names in lowerCamelCase (snake_case accepted),
 enums by name, bytes in base64, 64-bit integers as strings. One document describes both.
 
-Routes (gRPC-JSON transcoding style, `POST` with a JSON body or `GET` with query parameters):
-  /v1/query:searchText  :similarImages  :tagImage  :similarWords      (every Query RPC)
-  /v1/indexer:delete  :getStats  :loadVocabulary  :upsertVectors
-  POST /v1/indexer:ingest   JSON (one IngestRequest, a list, or NDJSON) or multipart/form-data
-  GET  /v1/images/{id}/thumbnail   the thumbnail the indexer stored at ingest (by id, from the store)
-  DELETE /v1/images/{id}
-  GET  /v1/health           200 {"status": "SERVING"} or 503
-  GET  /                    the web page (static files shipped in imgsearch/app/web)
+Routes (gRPC-JSON transcoding style; docs/http-api.md has the table): reads (`/v1/query:*`,
+`/v1/indexer:getStats`) by `GET` with query parameters or `POST` with a JSON body; changes
+(`/v1/indexer:ingest`, `:delete`, `:updateImages`, `:importImages`, `:upsertVectors`,
+`:loadVocabulary`, `DELETE /v1/images/{id}`) by `POST` with `application/json` (multipart for
+uploads) only; `GET /v1/images/{id}/thumbnail`, `GET /v1/health`, and the page at `/`.
 A failure answers the HTTP status of its gRPC code with `{"code": int, "message": str, "details": []}`
-(google.rpc.Status as JSON). With a token configured, /v1/ routes other than health want
-`Authorization: Bearer <token>` (or the page's same-site cookie `imgsearch_token`).
+(google.rpc.Status as JSON). Who may call and the caps are the gRPC server's CallPolicy
+(imgsearch.rpc.policy); the token travels in `Authorization: Bearer <token>` only, never a cookie;
+requests from other origins or for other hosts are refused (origins.py, docs/security.md).
+
+Modules: transcoding (JSON <-> messages), context (the ServicerContext stand-in), origins (the
+Origin/Host check), routes (the application), serving (sockets, TLS, the server thread).
 
 aiohttp (asyncio) takes the connections on one thread; the servicer calls, which block on the
 model and the store, run in a thread pool, as gRPC's do.

@@ -318,10 +318,10 @@ class HttpApi:
         if kind == FORM_TYPE and name in UPLOADS:
             pairs += await self._read(_form_pairs(request, self.settings.limits.max_message_bytes))
             return from_json(document_from_pairs(pairs, cls), cls)
-        if kind not in JSON_TYPES:
-            raise _unsupported(
-                request, "application/json" + (" or multipart/form-data" if name in UPLOADS else "")
-            )
+        if kind == FORM_TYPE:
+            raise _unsupported(request, "application/json")
+        # a read changes nothing, so its body is read as JSON whatever it is labelled (`curl -d`);
+        # a change got here only as application/json (unary)
         raw = await self._read(request.read())
         document = parse_json(raw) if raw.strip() else {}
         if pairs:
