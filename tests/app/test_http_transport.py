@@ -222,6 +222,12 @@ DEEP_OBJECT = b'{"text": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
         ),
         ("/v1/indexer:ingest", "multipart/form-data; boundary=b", b"", 400),
         ("/v1/query:similarImages", "multipart/form-data; boundary=b", b"garbage", 400),
+        (
+            "/v1/indexer:ingest",
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="metadata."\r\n\r\nv\r\n--b--\r\n',  # an empty key
+            400,
+        ),
         ("/v1/query:searchText", "application/json", b"[1, 2]", 400),
         ("/v1/query:searchText", "application/json", b'{"text": "dog", "k": "many"}', 400),
     ],
