@@ -299,3 +299,8 @@ def test_during_the_drain_health_is_503_and_calls_are_refused(served):
     finally:
         served.state["draining"] = False
     assert request(served.port, "GET", "/v1/health")[0] == 200
+
+
+def test_http_cuts_long_messages_as_grpc_does(served):
+    status, _, doc = request(served.port, "GET", "/v1/query:" + "a" * 5000)
+    assert status == 404 and len(doc["message"]) == 1003 and doc["message"].endswith("...")
