@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgsearch.app.http_api import listen_socket, start_http, web_url
+from imgsearch.app.http import listen_socket, start_http, web_url
 from imgsearch.config import Settings
 from imgsearch.embedder.remote import RemoteEmbedder
 from imgsearch.embedder.runtime import EmbedderRuntime
@@ -31,6 +31,7 @@ from imgsearch.indexer.service import IndexerServicer
 from imgsearch.protogen.imagesearch.v1 import embedder_pb2_grpc, indexer_pb2_grpc, query_pb2_grpc
 from imgsearch.query.service import SERVICE_NAME as QUERY
 from imgsearch.query.service import QueryServicer
+from imgsearch.rpc.policy import CallPolicy, policy_for
 from imgsearch.rpc.server import AGE_OUT_CONNECTIONS, Registration, Served, create_server
 from imgsearch.telemetry.logs import configure_logging
 from imgsearch.telemetry.metrics import start_metrics_server
@@ -169,23 +170,37 @@ def bind(roles: Sequence[str], deferred: dict[str, Deferred], parts: Components,
 
 
 def start(
-    settings: Settings, roles: Sequence[str], stopping: threading.Event | None = None
+    settings: Settings,
+    roles: Sequence[str],
+    stopping: threading.Event | None = None,
+    policy: CallPolicy | None = None,
 ) -> tuple[Served, Components]:
-    """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code)."""
+    """Starts serving `roles` and returns once they are SERVING (for tests and embedding in code);
+    `policy`: who may call and the caps (default: from `settings`), shared by gRPC and HTTP."""
     roles = parse_roles(roles)
     deferred = {role: Deferred(role) for role in roles}
     registrations = [
         Registration(SERVICES[role][0], functools.partial(SERVICES[role][1], deferred[role]))
         for role in roles
     ]
+    policy = policy or policy_for(settings)  # one for both ports: the tokens and caps are the server's
     served = create_server(
-        settings, registrations, extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else ()
+        settings,
+        registrations,
+        extra_options=AGE_OUT_CONNECTIONS if roles == ("embedder",) else (),
+        policy=policy,
     )
     http = None
     try:
         if settings.http_port is not None:  # bound now, so a taken port fails before the models load
-            ready = threading.Event()
-            http = start_http(settings, settings.http_port, deferred, ready.is_set)
+            http = start_http(
+                settings,
+                settings.http_port,
+                deferred,
+                lambda: served.serving,
+                policy,
+                lambda: served.draining,
+            )
         parts = build(settings, roles, stopping)
     except BaseException:
         served.server.stop(0)
@@ -197,14 +212,16 @@ def start(
         http.api.store = parts.store
         parts.http = http
         parts.closers.append(http.stop)  # closed first: no HTTP call reaches a closed store
-        ready.set()
     served.set_serving(True)
     log.info("serving %s on port %d", ", ".join(roles), served.port)
     return served, parts
 
 
 def stop(served: Served, parts: Components, grace: float) -> None:
-    """Drains in-flight calls for up to `grace` seconds, then flushes and closes the store."""
+    """Drains in-flight calls for up to `grace` seconds, then flushes and closes the store; from
+    the start of the drain HTTP health answers 503 and HTTP calls are refused, as gRPC's are."""
+    served.draining = True
+    served.set_serving(False)
     served.health.enter_graceful_shutdown()
     served.server.stop(grace).wait()
     parts.close()
@@ -246,7 +263,13 @@ def serve(settings: Settings, roles: Sequence[str]) -> int:
         return 2
     start_metrics_server(settings.metrics_port, settings.host)
     try:
-        served, parts = start(settings, roles, stopping)
+        policy = policy_for(settings)  # a token file that cannot be used stops the start here
+
+        def reload(*_: object) -> None:  # SIGHUP: in a thread, a signal handler must not wait on a lock
+            threading.Thread(target=policy.tokens.reload, name="token-reload", daemon=True).start()
+
+        signal.signal(signal.SIGHUP, reload)
+        served, parts = start(settings, roles, stopping, policy)
     except (ServiceError, ValueError, OSError) as exc:
         log.error("cannot start: %s", getattr(exc, "message", exc))
         return 2

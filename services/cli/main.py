@@ -45,6 +45,7 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "vocab_size": ("vocab_size", int),
     "metrics_port": ("metrics_port", int),
     "http_port": ("http_port", int),
+    "http_host": ("http_hosts", str),
     "log_format": ("log_format", str),
 }
 
@@ -162,6 +163,12 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         "--http-port",
         type=int,
         help="also serve the HTTP/JSON API and the web page on this port (env IMGSEARCH_HTTP_PORT)",
+    )
+    g.add_argument(
+        "--http-host",
+        metavar="NAMES",
+        help="host names the HTTP side answers for besides the loopback ones, comma-separated; "
+        "'*' = any (env IMGSEARCH_HTTP_HOSTS; docs/security.md)",
     )
     g.add_argument("--log-format", choices=["text", "json"], help="log format (env IMGSEARCH_LOG_FORMAT)")
     g.add_argument("--token", help="require this shared secret (env IMGSEARCH_TOKEN)")

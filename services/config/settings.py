@@ -81,6 +81,9 @@ class Settings:
     vocab_size: int = 50_000  # words loaded into the `words` collection
     metrics_port: int = 0  # Prometheus metrics port; 0 = off
     http_port: int | None = None  # HTTP/JSON API and web page; unset = off, 0 = a free port
+    # Host names the HTTP side answers for (comma-separated; "*" = any), beside the loopback names
+    # and the --host address: the Host check against DNS rebinding (docs/security.md).
+    http_hosts: str | None = None
     log_format: str = "text"  # "text" or "json"
     grace_seconds: float = 10.0  # SIGTERM drain time
     limits: Limits = field(default_factory=Limits)
@@ -138,6 +141,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "vocab_size": ("IMGSEARCH_VOCAB_SIZE", int),
     "metrics_port": ("IMGSEARCH_METRICS_PORT", int),
     "http_port": ("IMGSEARCH_HTTP_PORT", int),
+    "http_hosts": ("IMGSEARCH_HTTP_HOSTS", str),
     "log_format": ("IMGSEARCH_LOG_FORMAT", str),
     "grace_seconds": ("IMGSEARCH_GRACE_SECONDS", float),
 }

@@ -199,6 +199,21 @@ def _unit(v: np.ndarray, what: str = "vector") -> np.ndarray:
     return unit
 
 
+def deletes_whole_namespace(
+    store: VectorStore, ids: list[str], flt: PayloadFilter | None, everything: bool, namespace: str
+) -> bool:
+    """Whether a delete would take every image of the namespace in one call: `all` with no ids
+    and no (or an empty) filter, or a filter that matches every image the namespace holds
+    (`excludeLabels: ["zzz"]`). One rule whatever the form of the request; only admin tokens may
+    (docs/security.md). Deletes by id are per image and never count."""
+    if ids:
+        return False
+    if flt is None or flt.is_empty():
+        return everything
+    total = store.count_images(None, namespace)
+    return total > 0 and store.count_images(flt, namespace) >= total
+
+
 def delete(
     store: VectorStore,
     ids: list[str],

@@ -16,7 +16,7 @@ from imgsearch.indexer.reindex import BATCH as REINDEX_BATCH
 from imgsearch.indexer.reindex import reindex
 from imgsearch.protogen.imagesearch.v1 import indexer_pb2, indexer_pb2_grpc
 from imgsearch.rpc.convert import filter_from_proto, record_classes, record_payload
-from imgsearch.rpc.scopes import require, require_admin
+from imgsearch.rpc.scopes import current, require, require_admin
 from imgsearch.types.items import STATUS_CODES, IngestItem
 from imgsearch.types.queries import PointVectors
 from imgsearch.vectorstore.base import VectorStore
@@ -84,8 +84,10 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
     def Delete(self, request, context: grpc.ServicerContext) -> indexer_pb2.DeleteResponse:
         flt = filter_from_proto(request.filter) if request.HasField("filter") else None
         namespace = require("write", request.namespace)
-        if request.all and not request.ids and flt is None:
-            require_admin("deleting every image")
+        if not current().admin and admin.deletes_whole_namespace(
+            self.store, list(request.ids), flt, request.all, namespace
+        ):
+            require_admin("deleting every image of a namespace (`all`, or a filter that matches them all)")
         return indexer_pb2.DeleteResponse(
             deleted=admin.delete(self.store, list(request.ids), flt, request.all, namespace)
         )
@@ -138,7 +140,8 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
         return indexer_pb2.Stats(
             images=s.images,
             words=s.words,
-            store=s.store,
+            # where the data lives (a path, a URL) is the operator's business: admin tokens only
+            store=s.store if current().admin else s.store.split(" at ")[0],
             model=model_info_to_proto(self.embedder.model_info()),
         )
 

@@ -17,23 +17,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 
-from imgsearch.config.settings import Limits
 from imgsearch.errors import InvalidArgument, ServiceError, StreamIdle
 from imgsearch.rpc import scopes
+from imgsearch.rpc.policy import CallError, CallPolicy, status_of
 from imgsearch.telemetry.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger(__name__)
-
-# Health and reflection must answer without the token: probes and grpcurl discovery use them.
-OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
-# Calls only a token with admin rights may make (scoped tokens, rpc/scopes.py); deleting every
-# image of a namespace is checked by the Indexer, where the request is known.
-ADMIN_METHODS = frozenset({"/imagesearch.v1.Indexer/Reindex", "/imagesearch.v1.Indexer/LoadVocabulary"})
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -48,44 +42,12 @@ class Malformed:
         self.error = error
 
 
-class Caps:
-    """Counts calls in progress; `enter` refuses (never waits) past a cap."""
-
-    def __init__(self, limits: Limits):
-        self.limits = limits
-        self._calls = threading.BoundedSemaphore(limits.max_concurrent_calls)
-        self._streams = threading.BoundedSemaphore(limits.max_concurrent_streams)
-
-    def enter(self, streaming: bool) -> Callable[[], None] | None:
-        """A release function, or None when a cap is reached."""
-        if not self._calls.acquire(blocking=False):
-            return None
-        if streaming and not self._streams.acquire(blocking=False):
-            self._calls.release()
-            return None
-        if not streaming:
-            return self._calls.release
-
-        def release() -> None:
-            self._streams.release()
-            self._calls.release()
-
-        return release
-
-
 class ServingInterceptor(grpc.ServerInterceptor):
-    """Auth (when a token is configured), caps, metrics, logging and error mapping for every RPC."""
+    """Auth (when a token is configured), caps, metrics, logging and error mapping for every RPC,
+    by the server's CallPolicy (policy.py), which the HTTP side shares."""
 
-    def __init__(
-        self,
-        token: str | None = None,
-        limits: Limits | None = None,
-        scoped: Mapping[str, scopes.Scope] | None = None,
-    ):
-        """`scoped`: scoped tokens (rpc/scopes.py) beside `token`, the full-access one."""
-        self._token = token
-        self._scopes = dict(scoped or {})
-        self._caps = Caps(limits or Limits())
+    def __init__(self, policy: CallPolicy):
+        self.policy = policy
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # per method: built once, not per call
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
@@ -93,26 +55,16 @@ class ServingInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         service, method = _split(details.method)
-        scope = scopes.FULL
-        if (self._token or self._scopes) and not service.startswith(OPEN_SERVICES):
-            metadata = dict(details.invocation_metadata or ())
-            found = scopes.scope_of(metadata.get("authorization", ""), self._token, self._scopes)
-            if found is None:
-                return _refusal(handler, "missing or wrong token (metadata authorization: Bearer <token>)")
-            if details.method in ADMIN_METHODS and not found.admin:
-                return _refusal(
-                    handler, f"{method} needs a token with admin rights", grpc.StatusCode.PERMISSION_DENIED
-                )
-            scope = found
+        metadata = dict(details.invocation_metadata or ())
+        try:
+            scope = self.policy.authorize(details.method, metadata.get("authorization", ""))
+        except CallError as refused:
+            return _refusal(handler, refused.code, refused.message)
         wrapped = self._wrapped.get(details.method)
         if wrapped is None:
-            caps = None if service.startswith(OPEN_SERVICES) else self._caps
-            wrapped = self._wrapped[details.method] = _wrap(handler, service, method, caps)
+            wrapped = self._wrapped[details.method] = _wrap(handler, service, method, self.policy)
         # a scoped token's calls run with its scope, which the servicers check per namespace
         return wrapped if scope is scopes.FULL else _in_scope(wrapped, scope)
-
-
-MAX_DETAILS = 1000  # characters of an error message sent back (details travel in a size-limited header)
 
 
 def _client_ended(context: grpc.ServicerContext) -> str | None:
@@ -127,13 +79,14 @@ def _abort_for(exc: BaseException, context: grpc.ServicerContext, service: str, 
     """Ends the call with the status that fits `exc` (raises, as context.abort does)."""
     if _client_ended(context):  # nobody to answer: end quietly (no traceback, no answer to serialize)
         context.abort(grpc.StatusCode.CANCELLED, "the client ended the call")
-    if isinstance(exc, ServiceError):
-        message = exc.message if len(exc.message) <= MAX_DETAILS else exc.message[:MAX_DETAILS] + "..."
-        context.abort(getattr(grpc.StatusCode, exc.code_name), message)
+    if isinstance(exc, (ServiceError, CallError)):
+        status = status_of(exc)
+        context.abort(status.code, status.message)
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the servicer already aborted
     log.exception("internal error in %s/%s", service, method)
-    context.abort(grpc.StatusCode.INTERNAL, "internal error (the server log has the details)")
+    status = status_of(exc)
+    context.abort(status.code, status.message)
 
 
 def _text(details: str | bytes | None) -> str:
@@ -169,23 +122,18 @@ def _record(
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler, service: str, method: str, caps: Caps | None
+    handler: grpc.RpcMethodHandler, service: str, method: str, policy: CallPolicy
 ) -> grpc.RpcMethodHandler:
-    """`caps`: None for the open services (health, reflection), which are never refused."""
     streaming = bool(handler.request_streaming)
-    idle = caps.limits.stream_idle_seconds if caps else 0.0
+    idle = policy.limits.stream_idle_seconds
+    full_name = f"/{service}/{method}"
 
     def admit(request: Any, context: grpc.ServicerContext) -> tuple[Any, Callable[[], None]]:
         """The request (client streams: bounded by the idle timeout) and the slot's release."""
-        release = caps.enter(streaming) if caps else _nothing
-        if release is None:
-            limits = caps.limits
-            what = (
-                f"{limits.max_concurrent_streams} client streams (max_concurrent_streams)"
-                if streaming
-                else f"{limits.max_concurrent_calls} calls (max_concurrent_calls)"
-            )
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy: {what} in progress; retry later")
+        try:
+            release = policy.enter(full_name, streaming)
+        except CallError as full:
+            context.abort(full.code, full.message)
         if streaming:
             return _checked_stream(request, idle), release
         if isinstance(request, Malformed):
@@ -197,7 +145,7 @@ def _wrap(
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
             ended = None
-            release = _nothing
+            release = _released
             try:
                 request, release = admit(request, context)
                 response = behavior(request, context)
@@ -218,7 +166,7 @@ def _wrap(
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             start = time.perf_counter()
             ended = None
-            release = _nothing
+            release = _released
             try:
                 request, release = admit(request, context)
                 yield from behavior(request, context)
@@ -234,8 +182,8 @@ def _wrap(
     return _rebuild(handler, unary_response, stream_response)
 
 
-def _nothing() -> None:
-    pass
+def _released() -> None:
+    """What a call that took no slot releases."""
 
 
 _END = object()
@@ -325,9 +273,7 @@ def _in_scope(handler: grpc.RpcMethodHandler, scope: scopes.Scope) -> grpc.RpcMe
     return _rebuild(handler, unary, stream, tolerant=False)  # its deserializer is tolerant already
 
 
-def _refusal(
-    handler: grpc.RpcMethodHandler, message: str, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED
-) -> grpc.RpcMethodHandler:
+def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     def deny(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)
 

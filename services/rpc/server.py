@@ -15,8 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from imgsearch.config import Settings
-from imgsearch.rpc import scopes
 from imgsearch.rpc.interceptors import ServingInterceptor
+from imgsearch.rpc.policy import CallPolicy, policy_for
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,13 @@ class Served:
     port: int
     health: health.HealthServicer
     names: tuple[str, ...]
+    policy: CallPolicy | None = None  # who may call and the caps, shared with the HTTP side
+    serving: bool = False
+    draining: bool = False  # set when the drain starts (stop): the HTTP side refuses new calls
 
     def set_serving(self, serving: bool = True) -> None:
         """Reports every registered service (and the overall "" service) as SERVING or not."""
+        self.serving = serving
         status = SERVING if serving else NOT_SERVING
         for name in ("", *self.names):
             self.health.set(name, status)
@@ -84,27 +88,26 @@ def check_tls(settings: Settings) -> None:
         raise ValueError("IMGSEARCH_TOKEN is blank: set a real secret, or unset it to serve without a token")
 
 
-def scoped_tokens(settings: Settings) -> dict[str, scopes.Scope]:
-    """The token file's scoped tokens (IMGSEARCH_TOKENS_FILE); ValueError when it cannot be used."""
-    return scopes.load_tokens(settings.tokens_file) if settings.tokens_file else {}
-
-
 def create_server(
     settings: Settings,
     registrations: Sequence[Registration],
     port: int | None = None,
     workers: int | None = None,
     extra_options: Sequence[tuple[str, int]] = (),
+    policy: CallPolicy | None = None,
 ) -> Served:
     """Builds, binds and starts a server; health starts NOT_SERVING until `set_serving()`.
+    `policy`: the call policy it shares with the HTTP side (default: its own, from `settings`).
 
-    ValueError for a partial TLS configuration, OSError when the port or the TLS files fail."""
+    ValueError for a partial TLS configuration or a token file that cannot be used, OSError when
+    the port or the TLS files fail."""
     check_tls(settings)
+    policy = policy or policy_for(settings)
     limits = settings.limits
     workers = workers or limits.max_concurrent_calls + SPARE_WORKERS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[ServingInterceptor(settings.token, limits, scoped_tokens(settings))],
+        interceptors=[ServingInterceptor(policy)],
         options=[*server_options(settings), *extra_options],
         maximum_concurrent_rpcs=max(workers, limits.max_concurrent_calls) * 16,
     )
@@ -125,7 +128,7 @@ def create_server(
         bound = server.add_insecure_port(address)
     if not bound:
         raise OSError(f"could not bind {address}")
-    served = Served(server, bound, health_servicer, names)
+    served = Served(server, bound, health_servicer, names, policy)
     served.set_serving(False)
     server.start()
     log.info(

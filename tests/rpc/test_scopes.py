@@ -78,3 +78,59 @@ def test_scope_of_a_call_by_its_authorization():
     assert scopes.scope_of("Bearer reader", "full", found) == found["reader"]
     assert scopes.scope_of("Bearer nope", "full", found) is None
     assert scopes.scope_of("", None, found) is None
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"token": "t", "admin": "false"}, "JSON boolean"),  # a string never grants admin
+        ({"token": "t", "admin": 1}, "JSON boolean"),
+        ({"token": " "}, "blank"),
+        ({"token": ""}, "blank"),
+        ({"token": "two words"}, "without spaces"),
+        ({"token": "t\u00e9"}, "printable ASCII"),
+        ({"token": "t", "read": None}, "list"),
+        ({"token": "t", "name": 5}, "name"),
+        ({"token": 5}, "non-empty string"),
+    ],
+)
+def test_the_token_file_schema_is_strict(entry, message):
+    with pytest.raises(ValueError, match=message):
+        scopes.parse_tokens({"tokens": [entry]})
+
+
+def test_unknown_top_level_keys_are_refused():
+    with pytest.raises(ValueError, match="top-level"):
+        scopes.parse_tokens({"tokens": [], "admins": ["x"]})
+
+
+def test_a_token_file_others_can_read_is_used_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps(DOC))
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="imgsearch.rpc.scopes"):
+        assert "ops" in scopes.load_tokens(path)
+    assert "readable or writable by others" in caplog.text and "0o644" in caplog.text
+    caplog.clear()
+    path.chmod(0o600)
+    with caplog.at_level("WARNING", logger="imgsearch.rpc.scopes"):
+        scopes.load_tokens(path)
+    assert caplog.text == ""
+
+
+def test_the_token_book_follows_the_file_and_fails_closed(tmp_path, caplog):
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps(DOC))
+    path.chmod(0o600)
+    book = scopes.TokenBook(path, check_every=0.0)
+    assert set(book.scopes()) == {"a-writer", "reader", "ops"}
+    path.write_text(json.dumps({"tokens": [{"token": "reader", "read": ["a"]}]}))  # a-writer revoked
+    assert set(book.scopes()) == {"reader"}
+    path.write_text('{"tokens": [{"token": "reader", "admin": "yes"}]}')  # broken: nobody, not the old list
+    with caplog.at_level("ERROR", logger="imgsearch.rpc.scopes"):
+        assert book.scopes() == {}
+    assert "every scoped token is refused" in caplog.text
+    path.write_text(json.dumps(DOC))
+    assert book.reload() and "ops" in book.scopes()  # what SIGHUP calls
+    with pytest.raises(ValueError):
+        scopes.TokenBook(tmp_path / "missing.json")  # at start: the server refuses to start
