@@ -384,11 +384,13 @@ def _need_words(store: VectorStore) -> None:
 def tag_image(
     embedder: Embedder, store: VectorStore, source: ImageSource, k: int, limits: Limits
 ) -> list[tuple[str, float]]:
-    """The words nearest to the image's semantic vector."""
+    """The image's tags, scores in [0, 1]: the words of its own evidence first, then its nearest
+    words (imgsearch.query.tags)."""
+    from imgsearch.query.tags import image_tags
+
     k = check_k(k or DEFAULT_K, limits.max_k)
     _need_words(store)
-    _, semantic = _image_vectors(embedder, store, source)
-    return store.search_words(semantic, k)
+    return image_tags(embedder, store, source.image, source.id, k)
 
 
 def similar_words(
