@@ -18,6 +18,7 @@ shares, for colours) times a weight below 1, word-space neighbours their cosine 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,14 @@ ANCESTOR_RANK = 30_000
 # "device" five or more).
 MIN_DEPTH = 5
 PHYSICAL_ENTITY = 1930  # WordNet 3.0's 'physical entity' (n00001930)
+# WordNet's lexicographer files of things one sees (animal, artifact, body, food, object, person,
+# phenomenon, plant, substance): a neighbour's first sense must be in one to be a tag.
+THING_LEXICONS = frozenset({5, 6, 8, 13, 17, 18, 19, 20, 27})
 # A hypernym above so many of the 1000 classes is too broad to tell anything ("organism" covers
 # the 398 animals and the plants, fungi and people); "animal" stays under it.
 MAX_CLASSES_BELOW = 400
+# The concrete nouns of a class's WordNet definition (its gloss) at this share of its probability.
+GLOSS_WEIGHT = 0.3
 # A face: "person" (and "people", "portrait", "face") at this weight times the face entry (1).
 FACE_WORDS = (("person", 0.6), ("portrait", 0.5), ("face", 0.45), ("people", 0.4))
 # A colour covering a share s of the picture is tagged at COLOUR_WEIGHT * s, from MIN_COLOUR_SHARE.
@@ -109,6 +115,9 @@ class TagWords:
         first = self._nouns.get(word)
         if first is None or not self._common(word, ANCESTOR_RANK):
             return False
+        lemmas, lexicon = self.wordnet.synset_kind(first)
+        if lexicon not in THING_LEXICONS or not any(lemma.lower() == lemma for lemma in lemmas):
+            return False  # a place, an act, a time; or a proper name ('Thames', 'Brazil')
         return any(o == PHYSICAL_ENTITY for o, _ in self.wordnet.ancestors(first, depth=MAX_DEPTH + 4))
 
     def _depth(self, offset: int) -> int:
@@ -152,8 +161,21 @@ class TagWords:
                     break
                 if level > MAX_LEVELS:
                     break
+            if GLOSS_WEIGHT:
+                for word in self._gloss_words(chain[0][0]):
+                    words.setdefault(word, -1)
             out.append(list(words.items()))
         return out
+
+    def _gloss_words(self, offset: int) -> list[str]:
+        """The concrete common nouns of a synset's definition, before its examples ('lakeshore: the
+        shore of a lake' -> shore, lake; 'alp: any high mountain' -> mountain)."""
+        found = []
+        for token in re.findall(r"[a-z]+", self.wordnet.gloss(offset).split(";")[0].lower()):
+            word = self.singular(token)
+            if self.is_tag_word(word) and self._concrete(word) and word not in found:
+                found.append(word)
+        return found
 
     def singular(self, word: str) -> str:
         """A plural noun's singular ('puppies' -> 'puppy', 'mice' -> 'mouse'); other words as given."""
@@ -191,7 +213,8 @@ class TagWords:
         for i, p in zip(classes.ids, classes.scores, strict=True):
             if i < len(self._class_words):
                 for word, hops in self._class_words[i]:
-                    scores[word] = scores.get(word, 0.0) + p * HOP_DECAY**hops
+                    weight = GLOSS_WEIGHT if hops < 0 else HOP_DECAY**hops
+                    scores[word] = scores.get(word, 0.0) + p * weight
             elif i == PERSON:
                 for word, weight in FACE_WORDS:
                     scores[word] = max(scores.get(word, 0.0), weight * p)
