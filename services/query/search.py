@@ -364,16 +364,21 @@ def similar_images(
     limits: Limits,
     include_self: bool = False,
 ) -> list[Hit]:
-    """Images nearest by CNN features to the given or stored image; a stored image itself is left
-    out unless `include_self`."""
+    """Images that look like the given or stored image (imgsearch.query.lookalike: CNN features
+    and meaning, fused); a stored image itself is left out unless `include_self`. Diverse results
+    (`mmr_lambda`) rank by the CNN features alone."""
+    from imgsearch.query import lookalike
+
     if not isinstance(page, Page):
         page = Page(k=page)
-    check_page(page, limits)
-    visual, _ = _image_vectors(embedder, store, source)
+    k = check_page(page, limits)
+    visual, semantic = _image_vectors(embedder, store, source)
     if source.id and not include_self:
         flt = flt or PayloadFilter()
         flt = replace(flt, exclude_ids=(*flt.exclude_ids, source.id))
-    return _search(store, visual, VISUAL, flt, page, limits)
+    if page.mmr_lambda is not None:
+        return _search(store, visual, VISUAL, flt, page, limits)
+    return lookalike.similar(store, visual, semantic, k, page.offset, flt, page.min_score, limits.max_k)
 
 
 def _need_words(store: VectorStore) -> None:
