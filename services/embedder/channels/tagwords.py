@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 HOP_DECAY = 0.8
 MAX_LEVELS = 4
 MAX_DEPTH = 16  # WordNet steps searched above a class
-# Words of a class's own synset ("tabby", "goldfish") are tags when among the CLASS_RANK most
-# frequent words of the word space; its hypernyms' words only among the ANCESTOR_RANK most frequent
+# The first word of a class's chain ("tabby", "goldfish"; "retriever" above "golden retriever") is
+# a tag when among the CLASS_RANK most frequent words of the word space; the hypernyms' words above
+# it only among the ANCESTOR_RANK most frequent
 # ("fish", "mammal", "beverage"; never "teleost", "percoid", "habiliment").
 VOCABULARY = 100_000
 CLASS_RANK = 100_000
@@ -145,7 +146,9 @@ class TagWords:
             for node, depth in chain:
                 if depth and (below[node] >= MAX_CLASSES_BELOW or self._depth(node) < MIN_DEPTH):
                     continue
-                rank = CLASS_RANK if depth == 0 else ANCESTOR_RANK
+                # the class's own name, or its nearest named hypernym when the class has only
+                # multi-word names ('golden retriever' -> 'retriever'), may be a rarer word
+                rank = CLASS_RANK if level == 0 else ANCESTOR_RANK
                 # a class by its first single word; a hypernym by its first lemma only, its name
                 # ("instrumentality", not the rarer sense of "instrumentation"; "coffee", not "java")
                 lemmas = self.wordnet.synset(node)[0]
