@@ -29,9 +29,9 @@ from imgsearch.vectorstore.types import Hit, PayloadFilter
 SEMANTIC_WEIGHT = 0.4
 # Candidates taken from the visual ranking per result asked for (offset + k), at least MIN_CANDIDATES;
 # the semantic search looks SEMANTIC_FACTOR times as deep, so most candidates find their cosine there.
-CANDIDATES_PER_RESULT = 4
-MIN_CANDIDATES = 40
-SEMANTIC_FACTOR = 4
+CANDIDATES_PER_RESULT = 2
+MIN_CANDIDATES = 20
+SEMANTIC_FACTOR = 2
 
 
 def fused_score(visual: float, semantic: float, weight: float = SEMANTIC_WEIGHT) -> float:
