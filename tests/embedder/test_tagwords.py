@@ -60,7 +60,14 @@ def test_neighbours_are_tags_only_when_common_concrete_nouns(tagger):
                   ("horse", 0.7), ("dog", 0.6)]  # fmt: skip
     tags = tagger.tags(ClassScores(), neighbours, 5)
     assert [w for w, _ in tags] == ["dog", "horse"]
-    assert tags[0][1] == pytest.approx(0.3 * 0.85)
+    assert tags[0][1] == pytest.approx(0.5 * 0.85)
+
+
+def test_neighbours_follow_every_evidence_word(tagger):
+    """The image's own evidence, however weak, ranks before the word space's guesses."""
+    weak = ClassScores((colour_id("green"),), (0.3,))  # green covers 30 %: 0.15
+    tags = tagger.tags(weak, [("horse", 0.99), ("dog", 0.9)], 3)
+    assert [w for w, _ in tags] == ["green", "horse", "dog"] and tags[1][1] < tags[0][1]
 
 
 def test_words_and_their_singulars(tagger):

@@ -12,7 +12,8 @@ and the taxonomic top ("organism", "whole", "artifact") never does.
 Only words a person would read as a tag survive (`TagWords.is_tag_word`): a single word that WordNet
 knows as a noun or an adjective, not a stop or function word, and plural/singular twins count as
 one word ("dogs" joins "dog"). Every score is in [0, 1]: evidence scores are probabilities (or
-shares, for colours) times a weight below 1, word-space neighbours their cosine times TAIL_WEIGHT.
+shares, for colours) times a weight below 1; word-space neighbours come after every evidence word,
+scored below the weakest of them.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ FACE_WORDS = (("person", 0.6), ("portrait", 0.5), ("face", 0.45), ("people", 0.4
 # A colour covering a share s of the picture is tagged at COLOUR_WEIGHT * s, from MIN_COLOUR_SHARE.
 COLOUR_WEIGHT = 0.5
 MIN_COLOUR_SHARE = 0.25
-# Word-space neighbours follow the evidence: cosine x TAIL_WEIGHT.
-TAIL_WEIGHT = 0.3
+# Word-space neighbours follow the evidence, scored below its weakest word: that score x
+# TAIL_WEIGHT x cosine. Evidence first: on the quality benchmark's photos, mixing neighbours in by
+# score (0.3 x cosine) gave hit@1 0.82 and P@5 0.50, evidence first 0.86 and 0.61.
+TAIL_WEIGHT = 0.5
 
 
 class TagWords:
@@ -229,15 +232,20 @@ class TagWords:
     def tags(
         self, classes: ClassScores, neighbours: list[tuple[str, float]], k: int
     ) -> list[tuple[str, float]]:
-        """The image's `k` best tags: evidence words first by score, then its word-space
-        `neighbours` ((word, cosine), nearest first) that are tag words, at TAIL_WEIGHT x cosine."""
+        """The image's `k` best tags: every evidence word first, by score, then its word-space
+        `neighbours` ((word, cosine), nearest first) that are tag words, each scored below the
+        weakest evidence word (its score x TAIL_WEIGHT x the cosine)."""
         scores = self.evidence(classes)
+        ranked = sorted(scores.items(), key=lambda ws: (-ws[1], ws[0]))[:k]
+        floor = min((s for _, s in ranked), default=1.0) * TAIL_WEIGHT
         for word, cosine in neighbours:
+            if len(ranked) >= k:
+                break
             word = self.singular(word)
             if word not in scores and self.is_tag_word(word) and self._concrete(word):
-                scores[word] = TAIL_WEIGHT * max(0.0, min(1.0, cosine))
-        ranked = sorted(scores.items(), key=lambda ws: (-ws[1], ws[0]))
-        return [(w, float(s)) for w, s in ranked[:k]]
+                scores[word] = floor * max(0.0, min(1.0, cosine))
+                ranked.append((word, scores[word]))
+        return [(w, float(s)) for w, s in ranked]
 
 
 def _first_senses(path: Path) -> dict[str, int]:
