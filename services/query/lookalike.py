@@ -24,7 +24,6 @@ from dataclasses import replace
 import numpy as np
 
 from imgsearch.vectorstore.base import VectorStore
-from imgsearch.vectorstore.schema import VISUAL
 from imgsearch.vectorstore.types import Hit, PayloadFilter
 
 SEMANTIC_WEIGHT = 0.4
@@ -52,7 +51,7 @@ def similar(
     """The `k` best look-alikes after `offset`, scoring at least `min_score`."""
     wanted = offset + k
     depth = min(max_k, max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * wanted))
-    candidates = store.search_images(visual, VISUAL, depth, flt)
+    candidates = store.search_images(visual, "visual", depth, flt)  # schema.VISUAL
     if not candidates:
         return []
     stored = {p.id: p for p in store.get_images([h.id for h in candidates], with_vectors=True)}
