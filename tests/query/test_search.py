@@ -156,3 +156,11 @@ def test_similar_images_scores_are_the_fused_look_alike_score(runtime, store):
     assert lookalike.fused_score(1.0, 1.0) == pytest.approx(1.0)
     assert lookalike.fused_score(0.2, -1.0) == 0.0  # never below 0
     assert lookalike.fused_score(0.5, 0.5) == pytest.approx(0.5)
+
+
+def test_without_wordnet_tags_are_the_nearest_words_that_are_not_stop_words(runtime, tmp_path, caplog):
+    """A server without Debian's wordnet-base (the lite image) still tags, by the word space alone."""
+    from imgsearch.embedder.channels.tagwords import TagWords
+
+    assert TagWords.load(runtime, root=tmp_path) is None
+    assert "tags are the nearest words only" in caplog.text

@@ -96,14 +96,18 @@ class TagWords:
         self._class_words = self._build_class_words()
 
     @classmethod
-    def load(cls, embedder, stop_words: frozenset[str] = frozenset()) -> TagWords | None:
+    def load(
+        cls, embedder, stop_words: frozenset[str] = frozenset(), root: Path | None = None
+    ) -> TagWords | None:
         """The tag vocabulary from an embedder's word space and WordNet, or None (with a warning)
-        where WordNet or the class list is missing."""
+        where WordNet or the class list is missing (a server without Debian's wordnet-base)."""
         try:
+            if not (Path(root or WORDNET_DIR) / "index.noun").is_file():
+                raise FileNotFoundError(f"WordNet not found in {root or WORDNET_DIR} (wordnet-base)")
             chunks = list(embedder.vocabulary(limit=VOCABULARY))
             words = [w for c in chunks for w in c.words]
             vectors = np.concatenate([c.vectors for c in chunks]) if chunks else np.zeros((0, 1), np.float32)
-            return cls(words, vectors, stop_words=stop_words)
+            return cls(words, vectors, root, stop_words)
         except (FileNotFoundError, ImportError) as exc:
             log.warning("%s; tags are the nearest words only", exc)
             return None
