@@ -10,11 +10,12 @@ sample photos), so each channel moves the score as much as the other: a choice b
 the two spaces, not by which weight scored best (benchmarks/README.md has the sweep).
 
 The engine ranks candidates by the visual vector (the visual top 2 x (offset + k), at least 20);
-their stored vectors are read back and each scores the fused cosine, so the look-alikes are the
-visual candidates reordered by meaning. Reading 20 candidates' vectors takes about 1 ms at 100,000
-images, against 4 ms for the search (benchmarks/lookalike_latency.py; a second, semantic search
-instead took 8 ms, its beam being wide for text recall). Scores are in [0, 1] (visual cosines of
-ReLU features are never negative; a negative fused score is 0).
+their stored semantic vectors are read back (the store's `semantic_vectors`: 50 floats each) and
+each candidate scores the fused cosine, so the look-alikes are the visual candidates reordered by
+meaning (benchmarks/lookalike_latency.py measures the cost: reading whole images back, 1280 floats
+each, took 0.9 ms for 20; a second, semantic search 8 ms, its beam being wide for text recall).
+Scores are in [0, 1] (visual cosines of ReLU features are never negative; a negative fused score
+is 0).
 """
 
 from __future__ import annotations
@@ -54,15 +55,15 @@ def similar(
     candidates = store.search_images(visual, "visual", depth, flt)  # schema.VISUAL
     if not candidates:
         return []
-    stored = {p.id: p for p in store.get_images([h.id for h in candidates], with_vectors=True)}
-    v, s = _unit(visual), _unit(semantic)
+    meaning = store.semantic_vectors([h.id for h in candidates])
+    s = _unit(semantic)
     scored = []
     for hit in candidates:
-        point = stored.get(hit.id)
-        if point is None:
+        found = meaning.get(hit.id)
+        if found is None:
             continue  # deleted meanwhile
-        score = fused_score(float(_unit(point.visual) @ v), float(_unit(point.semantic) @ s), weight)
-        scored.append(replace(hit, score=score))
+        # a visual search's score is the cosine (CNN features are never negative: it is in [0, 1])
+        scored.append(replace(hit, score=fused_score(hit.score, float(_unit(found) @ s), weight)))
     scored.sort(key=lambda h: -h.score)
     if min_score is not None:
         scored = [h for h in scored if h.score >= min_score]
