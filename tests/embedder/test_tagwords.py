@@ -76,3 +76,10 @@ def test_words_and_their_singulars(tagger):
     assert tagger.is_tag_word("red") and tagger.is_tag_word("dog")
     for word in ("the", "into", "don't", "x", "photo", "ice-cream"):
         assert not tagger.is_tag_word(word), word
+
+
+def test_a_class_is_named_along_its_primary_hypernyms(tagger):
+    """A sports car is a car and a vehicle; WordNet's second parent of 'wheeled vehicle',
+    'container', names no photo of a car."""
+    words = [w for w, _ in tagger.tags(_classes(sports_car=0.8), [], 6)]
+    assert words[:2] == ["car", "vehicle"] and "container" not in words

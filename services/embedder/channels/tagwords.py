@@ -116,6 +116,18 @@ class TagWords:
         r = self._rank.get(word)
         return r is not None and r < rank
 
+    def _primary_chain(self, offset: int) -> list[tuple[int, int]]:
+        """(synset, steps up) from a class along each synset's first hypernym, WordNet's primary
+        one: a second parent is another view of the thing ("wheeled vehicle" is a "vehicle" first
+        and a "container" second), which names no photo of a car."""
+        chain = [(offset, 0)]
+        for step in range(1, MAX_DEPTH + 1):
+            parents = self.wordnet.synset(chain[-1][0])[1]
+            if not parents:
+                break
+            chain.append((parents[0], step))
+        return chain
+
     def _concrete(self, word: str) -> bool:
         """A common noun whose first sense is a physical thing (under WordNet's 'physical entity'):
         what a word-space neighbour must be to be a tag ("use", "catch", "bottom" of an image's
@@ -142,7 +154,7 @@ class TagWords:
         below: dict[int, int] = {}
         chains = []
         for offset in offsets:
-            chain = [(offset, 0), *self.wordnet.ancestors(offset, depth=MAX_DEPTH)]
+            chain = self._primary_chain(offset)
             chains.append(chain)
             for node, _ in chain:
                 below[node] = below.get(node, 0) + 1
