@@ -9,13 +9,13 @@ SEMANTIC_WEIGHT: the ratio of the two cosines' spreads over pairs of photos (0.0
 sample photos), so each channel moves the score as much as the other: a choice by the scales of
 the two spaces, not by which weight scored best (benchmarks/README.md has the sweep).
 
-The engine ranks candidates by the visual vector (the visual top 2 x (offset + k), at least 20);
-their stored semantic vectors are read back (the store's `semantic_vectors`: 50 floats each) and
-each candidate scores the fused cosine, so the look-alikes are the visual candidates reordered by
-meaning (benchmarks/lookalike_latency.py measures the cost: reading whole images back, 1280 floats
-each, took 0.9 ms for 20; a second, semantic search 8 ms, its beam being wide for text recall).
-Scores are in [0, 1] (visual cosines of ReLU features are never negative; a negative fused score
-is 0).
+The engine ranks candidates by the visual vector (at least the visual top 2 x (offset + k), in
+pools of 20 x a power of 2: `candidate_depth`); their stored semantic vectors are read back (the
+store's `semantic_vectors`: 50 floats each) and each candidate scores the fused cosine, so the
+look-alikes are the visual candidates reordered by meaning (benchmarks/lookalike_latency.py
+measures the cost: reading whole images back, 1280 floats each, took 0.9 ms for 20; a second,
+semantic search 8 ms, its beam being wide for text recall). Scores are in [0, 1] (visual cosines
+of ReLU features are never negative; a negative fused score is 0).
 """
 
 from __future__ import annotations
@@ -31,6 +31,17 @@ SEMANTIC_WEIGHT = 0.4
 # Candidates taken from the visual ranking per result asked for (offset + k), at least MIN_CANDIDATES.
 CANDIDATES_PER_RESULT = 2
 MIN_CANDIDATES = 20
+
+
+def candidate_depth(wanted: int, max_k: int) -> int:
+    """How many visual candidates a page ending at `wanted` reorders: MIN_CANDIDATES doubled until
+    it holds CANDIDATES_PER_RESULT x `wanted`, so pages of one size share their pool (pages of 10:
+    the first from 20 candidates, the second from 40, the third and fourth from 80) and a page is a
+    slice of the ranking a bigger page from the same pool shows."""
+    depth = MIN_CANDIDATES
+    while depth < CANDIDATES_PER_RESULT * wanted and depth < max_k:
+        depth *= 2
+    return min(max_k, depth)
 
 
 def fused_score(visual: float, semantic: float, weight: float = SEMANTIC_WEIGHT) -> float:
@@ -51,7 +62,7 @@ def similar(
 ) -> list[Hit]:
     """The `k` best look-alikes after `offset`, scoring at least `min_score`."""
     wanted = offset + k
-    depth = min(max_k, max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * wanted))
+    depth = candidate_depth(wanted, max_k)
     candidates = store.search_images(visual, "visual", depth, flt)  # schema.VISUAL
     if not candidates:
         return []

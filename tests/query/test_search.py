@@ -153,6 +153,9 @@ def test_similar_images_scores_are_the_fused_look_alike_score(runtime, store):
     assert [h.id for h in page] == [h.id for h in hits[1:3]]
     cut = search.similar_images(runtime, store, source, search.Page(k=3, min_score=scores[1]), None, LIMITS)
     assert [h.id for h in cut] == [h.id for h in hits[:2]]
+    assert [lookalike.candidate_depth(w, 1000) for w in (1, 10, 11, 20, 30, 40, 41, 999)] == [
+        20, 20, 40, 40, 80, 80, 160, 1000,
+    ]  # fmt: skip
     assert lookalike.fused_score(1.0, 1.0) == pytest.approx(1.0)
     assert lookalike.fused_score(0.2, -1.0) == 0.0  # never below 0
     assert lookalike.fused_score(0.5, 0.5) == pytest.approx(0.5)
