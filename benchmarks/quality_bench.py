@@ -27,7 +27,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ import numpy as np
 from benchmarks.common import Result, package_dir, report
 
 QUERIES_FILE = Path(__file__).resolve().parent / "quality" / "queries.json"
+TAGS_FILE = Path(__file__).resolve().parent / "quality" / "tags.json"
+LOOKALIKES_FILE = Path(__file__).resolve().parent / "quality" / "lookalikes.json"
 KINDS = ("word", "open", "two", "sentence")
 TAGS_K = 5
 CONFIGS = ("untuned", "default")
@@ -45,6 +47,8 @@ class QuerySet:
     photos: dict[str, Path]  # id -> file
     queries: list[dict]
     tags: dict[str, str]  # photo id -> the user's word
+    accepted: dict[str, frozenset[str]] = field(default_factory=dict)  # photo id -> acceptable tags
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # look-alike group -> photo ids
 
 
 def load_query_set(path: Path = QUERIES_FILE) -> QuerySet:
@@ -65,7 +69,16 @@ def load_query_set(path: Path = QUERIES_FILE) -> QuerySet:
     if missing:
         print(f"photos missing, left out: {', '.join(missing)} (make setup installs them)", file=sys.stderr)
     queries = [q for q in data["queries"] if set(q["relevant"]) & set(photos)]
-    return QuerySet(photos, queries, {p: w for p, w in data["tags"].items() if p in photos})
+    accepted = {
+        p: frozenset(words) for p, words in json.loads(TAGS_FILE.read_text())["tags"].items() if p in photos
+    }
+    groups = {}
+    for name, members in json.loads(LOOKALIKES_FILE.read_text())["groups"].items():
+        kept = tuple(m for m in members if m in photos)
+        if len(kept) >= 2:
+            groups[name] = kept
+    tags = {p: w for p, w in data["tags"].items() if p in photos}
+    return QuerySet(photos, queries, tags, accepted, groups)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -92,6 +105,32 @@ def query_scores(ranked: list[str], relevant: set[str]) -> dict[str, float]:
         "s1": float(bool(ranked) and ranked[0] in relevant),
         "ndcg10": ndcg(ranked, relevant),
     }
+
+
+def _forms(word: str) -> set[str]:
+    """A word and its plural/singular twins by English's regular rules ('cups', 'galaxies')."""
+    word = word.lower()
+    forms = {word, word + "s", word + "es"}
+    if word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    if word.endswith("y"):
+        forms.add(word[:-1] + "ies")
+    if word.endswith("es"):
+        forms.add(word[:-2])
+    if word.endswith("s"):
+        forms.add(word[:-1])
+    return forms
+
+
+def acceptable(tag: str, accepted: frozenset[str]) -> bool:
+    """Whether a tag is one of the judged words, or a plural/singular twin of one."""
+    return bool(_forms(tag) & accepted)
+
+
+def tag_scores(top: list[str], accepted: frozenset[str], k: int = TAGS_K) -> dict[str, float]:
+    """hit@1 (the first tag is acceptable) and P@k (the share of the first k that are)."""
+    good = [acceptable(t, accepted) for t in top[:k]]
+    return {"hit1": float(bool(good) and good[0]), "p5": sum(good) / k}
 
 
 def summarise(rows: list[dict]) -> dict[str, float]:
@@ -158,14 +197,85 @@ def _evaluate(qs: QuerySet, settings, runtime) -> dict:
             found = search_text(runtime, store, q["text"], Page(k=n), None, settings.limits)
             ranked = [ids[h.id] for h in found.hits]
             rows.append({**q, **query_scores(ranked, set(q["relevant"])), "top3": ranked[:3]})
-        tags = {}
-        for pid, word in qs.tags.items():
-            id_ = next(i for i, p in ids.items() if p == pid)
-            top = [w for w, _ in tag_image(runtime, store, ImageSource(id=id_), TAGS_K, settings.limits)]
-            tags[pid] = {"word": word, "top": top, "hit": word in top}
+        by_photo = {p: i for i, p in ids.items()}
+        tags, tag_rows = {}, {}
+        for pid in sorted(set(qs.tags) | set(qs.accepted)):
+            found = tag_image(runtime, store, ImageSource(id=by_photo[pid]), TAGS_K, settings.limits)
+            top = [w for w, _ in found]
+            if pid in qs.tags:
+                tags[pid] = {"word": qs.tags[pid], "top": top, "hit": qs.tags[pid] in top}
+            if pid in qs.accepted:
+                tag_rows[pid] = {"top": top, **tag_scores(top, qs.accepted[pid])}
+        looks = lookalike_rows(runtime, store, qs, by_photo, ids, settings.limits)
+        dups = near_duplicate_rows(runtime, store, qs, ids, settings.limits)
     finally:
         store.close()
-    return {"queries": rows, "tags": tags}
+    return {"queries": rows, "tags": tags, "tag_sets": tag_rows, "lookalikes": looks, "near_duplicates": dups}
+
+
+def lookalike_rows(runtime, store, qs: QuerySet, by_photo: dict, ids: dict, limits) -> dict:
+    """Each photo of a look-alike group asks for similar images (itself left out): AP of its group
+    mates, and whether the first is one."""
+    from imgsearch.query.search import ImageSource, Page, similar_images
+
+    out = {}
+    n = len(qs.photos)
+    for name, members in qs.groups.items():
+        for pid in members:
+            hits = similar_images(runtime, store, ImageSource(id=by_photo[pid]), Page(k=n - 1), None, limits)
+            ranked = [ids[h.id] for h in hits]
+            mates = set(members) - {pid}
+            out[pid] = {"group": name, "ap": average_precision(ranked, mates),
+                        "hit1": float(bool(ranked) and ranked[0] in mates), "top3": ranked[:3]}  # fmt: skip
+    return out
+
+
+# How each photo is changed for the near-duplicate benchmark: what a copy of a photo goes through.
+EDITS = ("crop", "rescale", "jpeg", "colour")
+
+
+def edited(data: bytes, edit: str) -> bytes:
+    """A near-duplicate of an encoded photo: the central 80 % (crop), half its size (rescale), JPEG
+    at quality 30 (jpeg), or brighter, more saturated and warmer (colour); re-encoded as JPEG."""
+    import io
+
+    from PIL import Image, ImageEnhance
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = image.size
+    quality = 90
+    if edit == "crop":
+        image = image.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    elif edit == "rescale":
+        image = image.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BILINEAR)
+    elif edit == "jpeg":
+        quality = 30
+    elif edit == "colour":
+        image = ImageEnhance.Color(ImageEnhance.Brightness(image).enhance(1.25)).enhance(1.3)
+        r, g, b = image.split()
+        image = Image.merge(
+            "RGB", (r.point(lambda v: min(255, v + 12)), g, b.point(lambda v: max(0, v - 12)))
+        )
+    else:
+        raise ValueError(f"unknown edit {edit!r}")
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def near_duplicate_rows(runtime, store, qs: QuerySet, ids: dict, limits) -> dict:
+    """Each edit of each photo, given as image bytes to similar images: is its original first?"""
+    from imgsearch.query.search import ImageSource, Page, similar_images
+
+    out = {}
+    for pid, path in qs.photos.items():
+        data = path.read_bytes()
+        for edit in EDITS:
+            hits = similar_images(
+                runtime, store, ImageSource(image=edited(data, edit)), Page(k=1), None, limits
+            )
+            out[f"{pid}/{edit}"] = float(bool(hits) and ids[hits[0].id] == pid)
+    return out
 
 
 def scorecard(outcome: dict) -> dict:
@@ -178,6 +288,20 @@ def scorecard(outcome: dict) -> dict:
     card["sentence_bare"] = summarise([by_text[r["bare"]] for r in sentences])
     card["tags_at5"] = sum(t["hit"] for t in outcome["tags"].values())
     card["tags_n"] = len(outcome["tags"])
+    sets = list(outcome["tag_sets"].values())
+    card["tags_hit1"] = float(np.mean([t["hit1"] for t in sets])) if sets else float("nan")
+    card["tags_p5"] = float(np.mean([t["p5"] for t in sets])) if sets else float("nan")
+    card["tags_sets_n"] = len(sets)
+    looks = list(outcome["lookalikes"].values())
+    card["look_map"] = float(np.mean([r["ap"] for r in looks])) if looks else float("nan")
+    card["look_hit1"] = float(np.mean([r["hit1"] for r in looks])) if looks else float("nan")
+    card["look_n"] = len(looks)
+    dups = outcome["near_duplicates"]
+    card["dup_recall1"] = float(np.mean(list(dups.values()))) if dups else float("nan")
+    for edit in EDITS:
+        mine = [v for k, v in dups.items() if k.endswith("/" + edit)]
+        card[f"dup_{edit}"] = float(np.mean(mine)) if mine else float("nan")
+    card["dup_n"] = len(dups)
     return card
 
 
@@ -225,6 +349,19 @@ def _figures(result: Result, config: str, card: dict) -> None:
                met=gap <= 0.05 if goals else None)  # fmt: skip
     result.add(f"{config}: user's word in top {TAGS_K} tags", f"{card['tags_at5']}/{card['tags_n']}",
                goal=">= 27/33" if goals else "", met=card["tags_at5"] >= 27 if goals else None)  # fmt: skip
+    result.add(f"{config}: tags hit@1 ({card['tags_sets_n']} photos)", card["tags_hit1"],
+               goal=">= 0.85" if goals else "", met=card["tags_hit1"] >= 0.85 if goals else None)  # fmt: skip
+    result.add(f"{config}: tags P@{TAGS_K}", card["tags_p5"],
+               goal=">= 0.60" if goals else "", met=card["tags_p5"] >= 0.60 if goals else None)  # fmt: skip
+    result.add(f"{config}: look-alikes mAP ({card['look_n']} photos)", card["look_map"],
+               goal=">= 0.85" if goals else "", met=card["look_map"] >= 0.85 if goals else None)  # fmt: skip
+    result.add(f"{config}: look-alikes hit@1", card["look_hit1"],
+               goal=">= 0.85" if goals else "", met=card["look_hit1"] >= 0.85 if goals else None)  # fmt: skip
+    result.add(f"{config}: near-duplicates recall@1 ({card['dup_n']} edits)", card["dup_recall1"],
+               goal=">= 0.98" if goals else "",
+               met=card["dup_recall1"] >= 0.98 if goals else None)  # fmt: skip
+    result.add(f"{config}: near-duplicates recall@1 by edit ({'/'.join(EDITS)})",
+               " / ".join(f"{card[f'dup_{e}']:.2f}" for e in EDITS))  # fmt: skip
 
 
 def _show(config: str, outcome: dict) -> None:
@@ -233,10 +370,12 @@ def _show(config: str, outcome: dict) -> None:
         mark = "ok" if r["s1"] else "--"
         print(f"  {mark} {r['kind']:<8} {r['text']!r:<34} AP {r['ap']:.2f}  -> {', '.join(r['top3'])}",
               file=sys.stderr)  # fmt: skip
-    for pid, t in outcome["tags"].items():
-        print(
-            f"  {'ok' if t['hit'] else '--'} {pid:<18} {t['word']:<11} {' '.join(t['top'])}", file=sys.stderr
-        )
+    for pid, t in outcome["tag_sets"].items():
+        print(f"  tags {t['hit1']:.0f} {t['p5']:.1f} {pid:<18} {' '.join(t['top'])}", file=sys.stderr)
+    for pid, r in outcome["lookalikes"].items():
+        print(f"  look {r['hit1']:.0f} AP {r['ap']:.2f} {pid:<18} -> {', '.join(r['top3'])}", file=sys.stderr)
+    missed = [k for k, v in outcome["near_duplicates"].items() if not v]
+    print(f"  near-duplicates missed: {', '.join(missed) or 'none'}", file=sys.stderr)
 
 
 FULL = CONFIGS

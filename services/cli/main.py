@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, help_, filters in (
         ("similar", commands.cmd_similar, "image -> similar images", True),
-        ("tags", commands.cmd_tags, "image -> nearest words", False),
+        ("tags", commands.cmd_tags, "image -> tags (its classes' words first)", False),
     ):
         p = add(name, func, help_, [conn, js, ns, _query_flags(filters)])
         p.add_argument("image", nargs="?", metavar="IMAGE", help="an image file")

@@ -363,16 +363,21 @@ def similar_images(
     limits: Limits,
     include_self: bool = False,
 ) -> list[Hit]:
-    """Images nearest by CNN features to the given or stored image; a stored image itself is left
-    out unless `include_self`."""
+    """Images that look like the given or stored image (imgsearch.query.lookalike: CNN features
+    and meaning, fused); a stored image itself is left out unless `include_self`. Diverse results
+    (`mmr_lambda`) rank by the CNN features alone."""
+    from imgsearch.query import lookalike
+
     if not isinstance(page, Page):
         page = Page(k=page)
-    check_page(page, limits)
-    visual, _ = _image_vectors(embedder, store, source)
+    k = check_page(page, limits)
+    visual, semantic = _image_vectors(embedder, store, source)
     if source.id and not include_self:
         flt = flt or PayloadFilter()
         flt = replace(flt, exclude_ids=(*flt.exclude_ids, source.id))
-    return _search(store, visual, VISUAL, flt, page, limits)
+    if page.mmr_lambda is not None:
+        return _search(store, visual, VISUAL, flt, page, limits)
+    return lookalike.similar(store, visual, semantic, k, page.offset, flt, page.min_score, limits.max_k)
 
 
 def _need_words(store: VectorStore) -> None:
@@ -383,11 +388,13 @@ def _need_words(store: VectorStore) -> None:
 def tag_image(
     embedder: Embedder, store: VectorStore, source: ImageSource, k: int, limits: Limits
 ) -> list[tuple[str, float]]:
-    """The words nearest to the image's semantic vector."""
+    """The image's tags, scores in [0, 1]: the words of its own evidence first, then its nearest
+    words (imgsearch.query.tags)."""
+    from imgsearch.query.tags import image_tags
+
     k = check_k(k or DEFAULT_K, limits.max_k)
     _need_words(store)
-    _, semantic = _image_vectors(embedder, store, source)
-    return store.search_words(semantic, k)
+    return image_tags(embedder, store, source.image, source.id, k)
 
 
 def similar_words(

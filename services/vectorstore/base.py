@@ -214,6 +214,22 @@ class VectorStore(ABC):
         by_id = {public_id(r): r for r in self._records(list(wanted), namespace, with_vectors)}
         return [record_to_point(by_id[i], with_vectors) for i in wanted if i in by_id]
 
+    def semantic_vectors(self, ids: list[str], namespace: str = DEFAULT_NAMESPACE) -> dict[str, np.ndarray]:
+        """The semantic vectors of the images of `namespace` among `ids`, by id (the look-alike
+        search rescores its visual candidates by them): only the 50-d vectors are read back, which
+        costs a tenth of reading whole images (turning 1280 floats per image into an array)."""
+        check_namespace(namespace)
+        wanted = [check_point_id(i) for i in ids]
+        if not wanted:
+            return {}
+        self._dims_of(IMAGES)
+        records = self._retrieve(IMAGES, wanted, full=True, with_vectors=[SEMANTIC])
+        return {
+            str(r.id): np.asarray(r.vector[SEMANTIC], dtype=np.float32)
+            for r in records
+            if namespace_of(r.payload) == namespace and r.vector
+        }
+
     def list_images(
         self,
         flt: PayloadFilter | None = None,
@@ -695,7 +711,9 @@ class VectorStore(ABC):
     def _upsert(self, name: str, rows: list[Row]) -> None: ...
 
     @abstractmethod
-    def _retrieve(self, name: str, ids: list[str], full: bool, with_vectors: bool | None = None) -> list[Any]:
+    def _retrieve(
+        self, name: str, ids: list[str], full: bool, with_vectors: bool | list[str] | None = None
+    ) -> list[Any]:
         """Records (`.id`, and with `full` `.payload` and, unless `with_vectors` is False, `.vector`)
         of the ids that exist."""
 
@@ -760,6 +778,7 @@ class NamespaceView:
             "facet_images",
             "get_image",
             "get_images",
+            "semantic_vectors",
             "list_images",
             "thumbnails",
             "count_images",

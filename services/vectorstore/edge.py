@@ -248,7 +248,9 @@ class EdgeStore(VectorStore):
             self._call(name, lambda shard: shard.update(operation))
         self._optimizer.wrote(name, len(rows))
 
-    def _retrieve(self, name: str, ids: list[str], full: bool, with_vectors: bool | None = None) -> list[Any]:
+    def _retrieve(
+        self, name: str, ids: list[str], full: bool, with_vectors: bool | list[str] | None = None
+    ) -> list[Any]:
         vectors = full if with_vectors is None else with_vectors
         return self._call(name, lambda shard: shard.retrieve(ids, full, vectors))
 

@@ -176,7 +176,9 @@ class RemoteStore(VectorStore):
         structs = [models.PointStruct(id=r.id, vector=_plain(r.vector), payload=r.payload) for r in rows]
         self._call(self._client.upsert, name, structs, wait=True)
 
-    def _retrieve(self, name: str, ids: list[str], full: bool, with_vectors: bool | None = None) -> list[Any]:
+    def _retrieve(
+        self, name: str, ids: list[str], full: bool, with_vectors: bool | list[str] | None = None
+    ) -> list[Any]:
         vectors = full if with_vectors is None else with_vectors
         return self._call(self._client.retrieve, name, ids, with_payload=full, with_vectors=vectors)
 

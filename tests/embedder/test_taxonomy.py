@@ -43,9 +43,19 @@ def test_plurals_and_irregular_forms_find_their_lemma(taxonomy):
 
 
 def test_a_word_that_names_no_class_gives_nothing(taxonomy):
-    for word in ("ocean", "street", "sunset", "happiness", "zzzqx"):
+    for word in ("street", "sunset", "happiness", "music", "floor", "zzzqx"):
         assert taxonomy.classes(word) == frozenset(), word
-    assert not taxonomy.query([("ocean", 1.0), ("street", 1.0)])
+    assert not taxonomy.query([("street", 1.0), ("sunset", 1.0)])
+
+
+def test_scene_words_ask_for_the_classes_whose_definition_names_them(taxonomy):
+    """'ocean', 'lake' (natural objects) name no class, but seashore is 'the shore of a sea or
+    ocean' and lakeshore 'the shore of a lake'; an artifact word ('floor') gets no such link."""
+    names = class_names()
+    assert "beach" in {names[c] for c in taxonomy.classes("ocean")}
+    assert "lakeshore" in {names[c] for c in taxonomy.classes("lakes")}
+    assert "sandbar" in {names[c] for c in taxonomy.classes("sand")}
+    assert taxonomy.classes("floor") == frozenset()
 
 
 def test_people_words_ask_for_a_face_but_animals_do_not(taxonomy):

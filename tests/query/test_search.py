@@ -120,6 +120,53 @@ def test_words_need_the_vocabulary_loaded(runtime, store, photos):
 
     load_vocabulary(runtime, store, 20_000)
     assert "dog" in [w for w, _ in search.tag_image(runtime, store, source, 5, LIMITS)]
+    assert search.tag_image(runtime, store, source, 5, LIMITS)[0][0] in {"dog", "retriever"}
     assert search.similar_words(runtime, store, "dog", 3, LIMITS)[0][0] == "dog"
     with pytest.raises(InvalidArgument):
         search.similar_words(runtime, store, " ", 3, LIMITS)
+
+
+def test_tags_name_the_photo_first_with_scores_in_0_1_and_no_stop_words(runtime, store):
+    """A stored photo's tags (by id, its stored classes): its kind first, then broader kinds;
+    never a stop word, never a plural beside its singular, every score in [0, 1]."""
+    from imgsearch.indexer.ingest import load_vocabulary
+    from imgsearch.query.stopwords import STOP_WORDS
+
+    load_vocabulary(runtime, store, 20_000)
+    (puppy,) = search.search_text(runtime, store, "puppy", 1, None, LIMITS).hits
+    tags = search.tag_image(runtime, store, search.ImageSource(id=puppy.id), 10, LIMITS)
+    words = [w for w, _ in tags]
+    assert words[0] in {"dog", "retriever"} and {"dog", "animal"} <= set(words) and len(words) == 10
+    assert not set(words) & STOP_WORDS and not {w + "s" for w in words} & set(words)
+    assert all(0.0 <= s <= 1.0 for _, s in tags) and [s for _, s in tags] == sorted(
+        (s for _, s in tags), reverse=True
+    )
+
+
+def test_similar_images_scores_are_the_fused_look_alike_score(runtime, store):
+    """Scores in [0, 1], descending; min_score cuts on them; pages are slices of one ranking."""
+    from imgsearch.query import lookalike
+
+    (puppy,) = search.search_text(runtime, store, "puppy", 1, None, LIMITS).hits
+    source = search.ImageSource(id=puppy.id)
+    hits = search.similar_images(runtime, store, source, 3, None, LIMITS)
+    scores = [h.score for h in hits]
+    assert len(hits) == 3 and all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+    page = search.similar_images(runtime, store, source, search.Page(k=2, offset=1), None, LIMITS)
+    assert [h.id for h in page] == [h.id for h in hits[1:3]]
+    cut = search.similar_images(runtime, store, source, search.Page(k=3, min_score=scores[1]), None, LIMITS)
+    assert [h.id for h in cut] == [h.id for h in hits[:2]]
+    assert [lookalike.candidate_depth(w, 1000) for w in (1, 10, 11, 20, 30, 40, 41, 999)] == [
+        20, 20, 40, 40, 80, 80, 160, 1000,
+    ]  # fmt: skip
+    assert lookalike.fused_score(1.0, 1.0) == pytest.approx(1.0)
+    assert lookalike.fused_score(0.2, -1.0) == 0.0  # never below 0
+    assert lookalike.fused_score(0.5, 0.5) == pytest.approx(0.5)
+
+
+def test_without_wordnet_tags_are_the_nearest_words_that_are_not_stop_words(runtime, tmp_path, caplog):
+    """A server without Debian's wordnet-base (the lite image) still tags, by the word space alone."""
+    from imgsearch.embedder.channels.tagwords import TagWords
+
+    assert TagWords.load(runtime, root=tmp_path) is None
+    assert "tags are the nearest words only" in caplog.text

@@ -32,6 +32,18 @@ def _points(n: int, namespace: str = "", label: str = "x", seed: int = 0) -> lis
     ]
 
 
+def test_semantic_vectors_are_read_back_by_id_in_the_namespace_only(store: VectorStore):
+    """What the look-alike search rescores its candidates by: the stored semantic vectors alone."""
+    default, a = _points(3), _points(2, "a", seed=1)
+    store.upsert_images(default + a)
+    found = store.semantic_vectors([default[0].id, a[0].id, str(uuid.uuid4())])
+    assert set(found) == {default[0].id}
+    unit = default[0].semantic / np.linalg.norm(default[0].semantic)
+    np.testing.assert_allclose(found[default[0].id], unit, atol=1e-6)
+    assert set(store.in_namespace("a").semantic_vectors([p.id for p in a])) == {p.id for p in a}
+    assert store.semantic_vectors([]) == {}
+
+
 def test_each_call_sees_only_its_namespace(store: VectorStore):
     default, a, b = _points(5), _points(4, "a", seed=1), _points(3, "b", seed=2)
     store.upsert_images(default + a + b)

@@ -20,6 +20,7 @@ only for a word that names no ImageNet class ("controller" is first an accountan
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from imgsearch.embedder.channels.colours import colour_id
 from imgsearch.embedder.channels.faces import PERSON
 from imgsearch.embedder.results import ClassScores
-from imgsearch.embedder.wordspace.class_words import WORDNET_DIR, WordNet, wordnet_ids
+from imgsearch.embedder.wordspace.class_words import WORDNET_DIR, WordNet, class_names, wordnet_ids
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 # nearly all of the probability of a photo, and the tail below 0.5 % only adds noise to sums.
 IMAGE_TOP_CLASSES = 10
 IMAGE_MIN_PROBABILITY = 0.005
+# A scene word that names no class by its senses ("ocean", "lake", "shore": its first sense a
+# natural object, phenomenon or substance) asks for the classes whose clean name or WordNet
+# definition names it ("seashore: the shore of a sea or ocean"; "lakeshore: the shore of a lake").
+SCENE_LEXICONS = frozenset({17, 19, 27})
 
 # WordNet's rules for noun plurals (morphy), tried when a word is not a lemma itself.
 _NOUN_SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
@@ -95,6 +100,12 @@ class Taxonomy:
             self._below.setdefault(offset, set()).add(c)
             for ancestor, _ in self.wordnet.ancestors(offset, depth=30):
                 self._below.setdefault(ancestor, set()).add(c)
+        # word -> classes whose definition names it ("lakeshore: the shore of a lake")
+        self._glossed: dict[str, set[int]] = {}
+        for c, (wnid, name) in enumerate(zip(wordnet_ids(), class_names("clean"), strict=True)):
+            definition = self.wordnet.gloss(int(wnid[1:])).split(";")[0].lower()
+            for token in {name.lower(), *re.findall(r"[a-z]+", definition)}:
+                self._glossed.setdefault(token, set()).add(c)
         # the first senses of "person" and "people": what a face stands for
         self._people = {self._lemmas[w][0] for w in ("person", "people") if w in self._lemmas}
 
@@ -123,7 +134,16 @@ class Taxonomy:
             out |= self._below.get(offset, set())
         if senses and not out and self._is_people(senses[0]):  # objects win: "controller"
             out.add(PERSON)
+        if senses and not out and self._is_scene(senses[0]):
+            for base in (word.lower(), *self._bases(word.lower())):
+                out |= self._glossed.get(base, set())
         return frozenset(out)
+
+    def _is_scene(self, offset: int) -> bool:
+        """Whether a synset is a natural object, phenomenon or substance (WordNet's lexicographer
+        files noun.object, noun.phenomenon, noun.substance: ocean, lake, sky, snow, sand), the
+        words of scenes that no ImageNet class is."""
+        return self.wordnet.synset_kind(offset)[1] in SCENE_LEXICONS
 
     def _is_people(self, offset: int) -> bool:
         """Whether a synset is a person or people, or below one."""

@@ -84,6 +84,24 @@ class WordNet:
             self._cache[offset] = (lemmas, hypernyms)
         return self._cache[offset]
 
+    def synset_kind(self, offset: int) -> tuple[list[str], int]:
+        """(lemmas as written, capitals kept; lexicographer file number) of a noun synset."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            fields = f.readline().decode("utf-8").split(" | ")[0].split()
+        if int(fields[0]) != offset:
+            raise ValueError(f"no WordNet noun synset at offset {offset}")
+        return [fields[4 + 2 * i] for i in range(int(fields[3], 16))], int(fields[1])
+
+    def gloss(self, offset: int) -> str:
+        """A noun synset's definition and examples (the text after '|')."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            line = f.readline().decode("utf-8")
+        if not line.startswith(f"{offset:08d} "):
+            raise ValueError(f"no WordNet noun synset at offset {offset}")
+        return line.partition(" | ")[2].strip()
+
     def ancestors(self, offset: int, depth: int = 12) -> list[tuple[int, int]]:
         """(offset, depth) of the hypernyms breadth-first, nearest first, each once."""
         seen = {offset}
