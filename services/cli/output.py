@@ -114,15 +114,25 @@ def format_score(score: float) -> str:
     return f"{score:.3f}"
 
 
-def images_table(results: Sequence[ImageResult]) -> str:
-    """#, score, label, uri (shortened), id; a metadata column only when some result has metadata."""
+def split_matches(result: SearchResult) -> tuple[list[ImageResult], list[ImageResult]]:
+    """(matches, weaker results): the server's `match_count` first results score at or above its
+    relevance threshold; a server that does not send the count has every result a match."""
+    count = getattr(result, "match_count", None)
+    if count is None:
+        return list(result.results), []
+    return list(result.results[:count]), list(result.results[count:])
+
+
+def images_table(results: Sequence[ImageResult], first: int = 1) -> str:
+    """#, score, label, uri (shortened), id; a metadata column only when some result has metadata.
+    Rows are numbered from `first` (1 + --offset: the rank among all results)."""
     if not results:
         return "(no results)\n"
     with_meta = any(r.metadata for r in results)
     headers = ["#", "score", "label", "uri", "id"] + (["metadata"] if with_meta else [])
     numeric = [True, True, False, False, False] + ([False] if with_meta else [])
     rows = []
-    for i, r in enumerate(results, 1):
+    for i, r in enumerate(results, first):
         row: list[object] = [i, format_score(r.score), r.label, shorten(r.uri), r.id]
         if with_meta:
             row.append(",".join(f"{k}={v}" for k, v in sorted(r.metadata.items())))

@@ -217,3 +217,18 @@ def test_progress_bar_redraws_on_a_terminal_and_writes_one_line_elsewhere():
         bar.update()
     assert tty.getvalue().startswith("\ringest [###############...............] 1/2  50%")
     assert tty.getvalue().endswith("\n") and "2/2 100%" in tty.getvalue()
+
+
+def test_matches_and_weaker_results_are_split_by_the_servers_count():
+    assert output.split_matches(RESULT) == (RESULT.results, [])  # no count sent: all are matches
+
+    class Counted(SearchResult):
+        match_count: int = 1
+
+    counted = Counted(results=list(RESULT.results))
+    assert output.split_matches(counted) == (RESULT.results[:1], RESULT.results[1:])
+
+
+def test_rows_are_numbered_from_the_first_rank_shown():
+    lines = output.images_table(RESULT.results, 11).splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["11", "12"]
