@@ -19,7 +19,7 @@ from imgsearch.cli.ingest import expand_paths, ingest_files
 from imgsearch.cli.status import CommandError, ExitStatus
 from imgsearch.client import ClientError, Filter, ImageSearchClient, SearchResult, WordResult, from_settings
 from imgsearch.config import Settings
-from imgsearch.reports.html import NO_THUMBNAILS_NOTE, can_make_thumbnails
+from imgsearch.reports.html import NO_THUMBNAILS_NOTE
 from imgsearch.reports.progress import progress_bar
 
 
@@ -62,7 +62,7 @@ def _image_source(args: argparse.Namespace) -> tuple[bytes | None, str | None, P
 
 def _write_gallery(gallery: output.Gallery, path: str, err: TextIO) -> None:
     err.write(f"gallery written to {gallery.write(path)}\n")
-    if not can_make_thumbnails():  # the client-only install
+    if gallery.lacks_thumbnails():  # the client-only install, and no thumbnail from the server
         err.write(NO_THUMBNAILS_NOTE + "\n")
 
 
@@ -195,6 +195,8 @@ def cmd_ingest(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     found = expand_paths(args.paths)
     for missing in found.missing:
         err.write(f"no image found for {missing}\n")
+    if found.skipped:
+        err.write(found.skipped_note() + "\n")
     if not found.files:
         if args.json:
             output.write_json(output.ingest_json(0, 0, [(m, "no such file") for m in found.missing]), out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from imgsearch.cli import output
@@ -140,6 +141,9 @@ def _transfer():
 
 
 def cmd_export(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    folder = Path(args.file).expanduser().absolute().parent
+    if not folder.is_dir():  # said before any record is read, not as pyarrow's errno at the end
+        raise CommandError(f"no such folder: {folder} (create it first)", ExitStatus.NOT_FOUND)
     transfer = _transfer()
     with connect(args, settings) as client, progress_bar(err, None, "export", unit="rec") as bar:
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import grpc
 
 from imgsearch.cli import commands, data, train_eval
-from imgsearch.cli.environment import Environment
+from imgsearch.cli.environment import Environment, command_name
 from imgsearch.cli.status import CommandError, ExitStatus, exit_status_for
 from imgsearch.cli.waiting import is_starting, run_command
 from imgsearch.client import ClientError
@@ -395,7 +395,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             words = " ".join(args.text + extra)
             env.stderr.write(
                 f"a word starting with '-' (pushed away from) must be quoted with the query: "
-                f"imgsearch search '{words}', or come after --: imgsearch search -- {words}\n"
+                f"{command_name()} search '{words}', or come after --: {command_name()} search -- {words}\n"
             )
         return ExitStatus.USAGE
     if getattr(args, "func", None) is None:

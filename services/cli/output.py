@@ -260,11 +260,20 @@ class Gallery:
         thumb, caption = self._query(query_image)
         self._sections.append(_Section(title, thumb, caption, [], list(words)))
 
+    def lacks_thumbnails(self) -> bool:
+        """Whether a picture is missing for want of Pillow: a query image, or a result the server
+        sent no thumbnail for, with Pillow not installed (the client-only install)."""
+        if can_make_thumbnails():
+            return False
+        return any(s.query_caption or any(not r.thumbnail for r in s.images) for s in self._sections)
+
     def render(self) -> str:
         esc = html.escape
-        parts = [] if can_make_thumbnails() else [f'<p class="note">{esc(NO_THUMBNAILS_NOTE)}</p>']
+        parts = [f'<p class="note">{esc(NO_THUMBNAILS_NOTE)}</p>'] if self.lacks_thumbnails() else []
         for s in self._sections:
-            parts.append(f"<section><h2>{esc(s.title)}</h2>")
+            # one section named like the page: the page's heading says it already
+            same = len(self._sections) == 1 and s.title == self.title
+            parts.append("<section>" if same else f"<section><h2>{esc(s.title)}</h2>")
             if s.note:
                 parts.append(f'<p class="note">{esc(s.note)}</p>')
             parts.append('<div class="grid">')

@@ -12,6 +12,7 @@ from typing import TextIO
 
 import grpc
 
+from imgsearch.cli.extras import require_server_extra
 from imgsearch.client import ClientError, from_settings
 from imgsearch.config import Settings
 
@@ -102,6 +103,7 @@ def run_command(args: argparse.Namespace, settings: Settings, out: TextIO, err: 
     command); a remote address without `--timeout` fails at once."""
     command = getattr(args, "command", None)
     timeout = getattr(args, "timeout", None)
+    require_server_extra(command or "")
     try:
         return int(args.func(args, settings, out, err))
     except ClientError as e:

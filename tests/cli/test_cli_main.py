@@ -433,3 +433,23 @@ def test_warmup_offers_only_the_flags_it_reads():
     assert code == 0 and "--cache-dir" in out
     for flag in ("--port", "--http-port", "--token", "--tls-cert", "--qdrant-url"):
         assert flag not in out, flag
+
+
+def test_printed_commands_name_the_command_as_it_can_be_typed(tmp_path, monkeypatch):
+    """`make demo` runs .venv/bin/imgsearch, which is not on PATH: it prints that path (item 11)."""
+    from imgsearch.cli.environment import command_name
+
+    script = tmp_path / ".venv" / "bin" / "imgsearch"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert command_name(str(script), tmp_path) == ".venv/bin/imgsearch"
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    assert command_name(str(script), tmp_path) == "imgsearch"
+
+
+def test_export_into_a_missing_folder_is_one_line_before_any_call(tmp_path):
+    code, out, err = run(["export", str(tmp_path / "no" / "such" / "x.parquet"), "--addr", "127.0.0.1:1"])
+    assert code == ExitStatus.NOT_FOUND and out == ""
+    assert err == f"error: no such folder: {tmp_path / 'no' / 'such'} (create it first)\n"
