@@ -36,7 +36,16 @@ class BuildWithStubs(build_py):
 
 setup(
     package_dir={"imgsearch": "services"},
-    packages=["imgsearch", *(f"imgsearch.{p}" for p in find_packages("services", exclude=["*.imagesearch*"]))],
-    package_data={"imgsearch": ["py.typed"], "imgsearch.app": ["web/*"]},  # py.typed: typed for mypy
+    # app/web holds the web page's static files (no Python): a data package, declared as such so the
+    # build neither drops nor warns about it
+    packages=[
+        "imgsearch",
+        *(f"imgsearch.{p}" for p in find_packages("services", exclude=["*.imagesearch*"])),
+        "imgsearch.app.web",
+    ],
+    package_data={
+        "imgsearch": ["py.typed"],  # typed for mypy
+        "imgsearch.app.web": ["*.html", "*.js", "*.css", "*.svg"],
+    },
     cmdclass={"build_py": BuildWithStubs},
 )

@@ -9,6 +9,7 @@ NOT_SERVING, in-flight calls get `grace_seconds` to finish, the store is flushed
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import logging
 import signal
@@ -251,13 +252,38 @@ def taken_ports(settings: Settings) -> str:
     return ""
 
 
+def held_store(settings: Settings, roles: Sequence[str]) -> str:
+    """What stops this server from opening its embedded store, in one line ("" when nothing does):
+    another process holding the data directory's lock, checked before anything binds or logs that
+    it listens."""
+    if settings.qdrant_url or not ({"indexer", "query"} & set(parse_roles(roles))):
+        return ""
+    lock = settings.data_dir / "qdrant" / ".lock"
+    if not lock.exists():
+        return ""
+    try:
+        with open(lock, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when closed
+    except BlockingIOError:
+        return (
+            f"the data directory {settings.data_dir} is in use by another process (another "
+            f"`imgsearch serve`?); stop it or choose another folder with --data / IMGSEARCH_DATA"
+        )
+    except OSError:
+        return ""  # unreadable here: opening the store says why
+    return ""
+
+
 def serve(settings: Settings, roles: Sequence[str]) -> int:
     """Runs until SIGTERM or SIGINT; the exit code for the CLI."""
     configure_logging(settings.log_format)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    taken = taken_ports(settings)
+    try:
+        taken = taken_ports(settings) or held_store(settings, roles)
+    except ValueError as exc:  # an unknown role
+        taken = str(exc)
     if taken:
         log.error("cannot start: %s", taken)
         return 2

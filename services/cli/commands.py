@@ -7,18 +7,19 @@ which main() maps to an exit status in one place.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
 from imgsearch.cli import output
-from imgsearch.cli.confirm import confirm, namespace_name
+from imgsearch.cli.confirm import asks, confirm, namespace_name
 from imgsearch.cli.ingest import expand_paths, ingest_files
 from imgsearch.cli.status import CommandError, ExitStatus
 from imgsearch.client import ClientError, Filter, ImageSearchClient, SearchResult, WordResult, from_settings
 from imgsearch.config import Settings
-from imgsearch.reports.html import NO_THUMBNAILS_NOTE, can_make_thumbnails
+from imgsearch.reports.html import NO_THUMBNAILS_NOTE
 from imgsearch.reports.progress import progress_bar
 
 
@@ -61,7 +62,7 @@ def _image_source(args: argparse.Namespace) -> tuple[bytes | None, str | None, P
 
 def _write_gallery(gallery: output.Gallery, path: str, err: TextIO) -> None:
     err.write(f"gallery written to {gallery.write(path)}\n")
-    if not can_make_thumbnails():  # the client-only install
+    if gallery.lacks_thumbnails():  # the client-only install, and no thumbnail from the server
         err.write(NO_THUMBNAILS_NOTE + "\n")
 
 
@@ -76,7 +77,13 @@ def _emit_images(
     if args.json:
         output.write_json(output.images_json(result), out)
     else:
-        out.write(output.images_table(result.results))
+        matches, weaker = output.split_matches(result)
+        shown = result.results if getattr(args, "all", False) else matches
+        if shown or not weaker:
+            out.write(output.images_table(shown, 1 + (getattr(args, "offset", 0) or 0)))
+        if weaker and not getattr(args, "all", False):
+            none = "no good matches; " if not matches else ""
+            err.write(f"{none}{len(weaker)} weaker results hidden (--all shows them)\n")
     if result.unknown_terms:
         err.write(f"unknown words (ignored): {', '.join(result.unknown_terms)}\n")
     if args.html:
@@ -188,6 +195,8 @@ def cmd_ingest(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     found = expand_paths(args.paths)
     for missing in found.missing:
         err.write(f"no image found for {missing}\n")
+    if found.skipped:
+        err.write(found.skipped_note() + "\n")
     if not found.files:
         if args.json:
             output.write_json(output.ingest_json(0, 0, [(m, "no such file") for m in found.missing]), out)
@@ -216,20 +225,40 @@ def cmd_ingest(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 
 def cmd_delete(args, settings: Settings, out: TextIO, err: TextIO) -> int:
     metadata = parse_meta(args.meta)
-    if not (args.id or args.label or metadata or args.all):
-        raise CommandError("delete needs --id ID..., --label, --meta key=value or --all", ExitStatus.USAGE)
-    if args.id and (args.label or metadata or args.all):
-        raise CommandError("--id cannot be combined with a filter or --all", ExitStatus.USAGE)
-    if not args.id:  # every image, or every image a filter matches: ask first on a terminal
-        what = "every image" if not (args.label or metadata) else "every image matching the filter"
-        confirm(f"delete {what} of {namespace_name(args)}?", args, err)
+    ids = [*(args.ids or ()), *(args.id or ())]
+    if not (ids or args.label or metadata or args.all):
+        raise CommandError("delete needs ID..., --label, --meta key=value or --all", ExitStatus.USAGE)
+    if ids and (args.label or metadata or args.all):
+        raise CommandError("ids cannot be combined with a filter or --all", ExitStatus.USAGE)
     with connect(args, settings) as client:
-        deleted = client.delete(ids=args.id, label=args.label, metadata=metadata, all=args.all)
+        if not ids and asks(args):  # every image, or every image a filter matches: ask first, with a count
+            count = _matching(client, args.label, metadata, args.all)
+            where = namespace_name(args)
+            if count == 0:
+                out.write(f"nothing in {where} matches: nothing deleted\n")
+                return ExitStatus.SUCCESS
+            what = f"all {count} images" if args.all else f"the {count} images matching the filter"
+            if not confirm(f"delete {what} of {where}?", args, err):
+                err.write("cancelled: nothing deleted\n")
+                return ExitStatus.SUCCESS
+        deleted = client.delete(ids=ids or None, label=args.label, metadata=metadata, all=args.all)
     if args.json:
         output.write_json({"deleted": deleted}, out)
     else:
         out.write(f"deleted {deleted}\n")
     return ExitStatus.SUCCESS
+
+
+def _matching(
+    client: ImageSearchClient, label: str | None, metadata: dict[str, str], everything: bool
+) -> int:
+    """How many images a delete would remove (the question says it): the namespace's count, or the
+    records the filter lists (paged, without vectors)."""
+    if everything:
+        return int(client.stats()["images"])
+    return sum(
+        len(page.images) for page in client.iter_images(page_size=1000, label=label, metadata=metadata)
+    )
 
 
 def cmd_stats(args, settings: Settings, out: TextIO, err: TextIO) -> int:
@@ -287,20 +316,30 @@ def cmd_serve(args, settings: Settings, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_health(args, settings: Settings, out: TextIO, err: TextIO) -> int:
-    """Exit 0 when SERVING (the Docker HEALTHCHECK); UNAVAILABLE otherwise."""
+    """Exit 0 when SERVING (the Docker HEALTHCHECK); UNAVAILABLE otherwise. With `--timeout`, waits
+    up to that long for the server to come up and report SERVING (a script right after `serve`)."""
+    deadline = time.monotonic() + (args.timeout or 0.0)
     with connect(args, settings) as client:
-        try:
-            serving = client.health(args.service, timeout=args.timeout or 5.0)
-        except ClientError as e:
-            if e.code == grpc.StatusCode.NOT_FOUND:
-                raise CommandError(f"the server has no service {args.service!r}", ExitStatus.NOT_FOUND) from e
-            raise
+        while True:
+            try:
+                serving = client.health(args.service, timeout=min(args.timeout or 5.0, 5.0))
+            except ClientError as e:
+                if e.code == grpc.StatusCode.NOT_FOUND:
+                    raise CommandError(
+                        f"the server has no service {args.service!r}", ExitStatus.NOT_FOUND
+                    ) from e
+                raise
+            if serving or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        reachable = True
         if not serving:  # down, or nothing there at all: say which
             try:
                 client.connect()
             except ClientError as e:
+                reachable = False
                 err.write(f"{e.message} (is `imgsearch serve` running?)\n")
-    status = "SERVING" if serving else "NOT_SERVING"
+    status = "SERVING" if serving else "NOT_SERVING" if reachable else "UNREACHABLE"
     if args.json:
         output.write_json({"status": status}, out)
     else:

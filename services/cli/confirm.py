@@ -6,19 +6,20 @@ import argparse
 import sys
 from typing import TextIO
 
-from imgsearch.cli.status import CommandError, ExitStatus
+
+def asks(args: argparse.Namespace) -> bool:
+    """Whether a question would be asked: on a terminal, without `--yes`."""
+    return not getattr(args, "yes", False) and sys.stdin.isatty()
 
 
-def confirm(question: str, args: argparse.Namespace, err: TextIO) -> None:
-    """Asks `question` on a terminal unless `--yes`; CommandError (USAGE) unless the answer is yes.
-    Off a terminal (scripts, pipes) nothing is asked."""
-    if getattr(args, "yes", False) or not sys.stdin.isatty():
-        return
+def confirm(question: str, args: argparse.Namespace, err: TextIO) -> bool:
+    """Asks `question` on a terminal unless `--yes`; True when the answer is yes. Off a terminal
+    (scripts, pipes) nothing is asked and the answer is yes."""
+    if not asks(args):
+        return True
     err.write(f"{question} [y/N] ")
     err.flush()
-    answer = sys.stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        raise CommandError("cancelled, nothing changed (pass --yes to skip the question)", ExitStatus.USAGE)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def namespace_name(args: argparse.Namespace) -> str:

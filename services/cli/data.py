@@ -2,7 +2,7 @@
 
 `--json` shapes: `get` prints {"results": [record], "not_found": [id]}; `list` prints
 {"results": [record], "next_page_token": str}; a record is {"id", "namespace", "uri", "label",
-"metadata", "ingested_at", "sha256", "width", "height"}. `update` prints {"updated": int},
+"metadata", "ingested_at" (ISO 8601, UTC), "sha256", "width", "height"}. `update` prints {"updated": int},
 `export` {"exported": int, "file": str, "seconds": float}, `import` {"imported": int,
 "skipped": int, "seconds": float}.
 """
@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from imgsearch.cli import output
@@ -21,6 +23,13 @@ from imgsearch.config import Settings
 from imgsearch.reports.progress import progress_bar
 
 
+def ingested_date(seconds: float) -> str:
+    """When an image was stored, as ISO 8601 in UTC (seconds), or "" when the record has none."""
+    if not seconds:
+        return ""
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")
+
+
 def record_json(r: StoredImage) -> dict:
     return {
         "id": r.id,
@@ -28,7 +37,7 @@ def record_json(r: StoredImage) -> dict:
         "uri": r.uri,
         "label": r.label,
         "metadata": dict(r.metadata),
-        "ingested_at": r.ingested_at,
+        "ingested_at": ingested_date(r.ingested_at),
         "sha256": r.sha256,
         "width": r.width,
         "height": r.height,
@@ -39,10 +48,16 @@ def records_table(records: Sequence[StoredImage]) -> str:
     if not records:
         return "(no images)\n"
     rows = [
-        [r.id, r.label, output.shorten(r.uri), ",".join(f"{k}={v}" for k, v in sorted(r.metadata.items()))]
+        [
+            r.id,
+            r.label,
+            output.shorten(r.uri),
+            ingested_date(r.ingested_at).replace("T", " ").removesuffix("+00:00"),
+            ",".join(f"{k}={v}" for k, v in sorted(r.metadata.items())),
+        ]
         for r in records
     ]
-    return output.render_table(["id", "label", "uri", "metadata"], rows, [False] * 4)
+    return output.render_table(["id", "label", "uri", "ingested (UTC)", "metadata"], rows, [False] * 5)
 
 
 def cmd_get(args, settings: Settings, out: TextIO, err: TextIO) -> int:
@@ -126,6 +141,9 @@ def _transfer():
 
 
 def cmd_export(args, settings: Settings, out: TextIO, err: TextIO) -> int:
+    folder = Path(args.file).expanduser().absolute().parent
+    if not folder.is_dir():  # said before any record is read, not as pyarrow's errno at the end
+        raise CommandError(f"no such folder: {folder} (create it first)", ExitStatus.NOT_FOUND)
     transfer = _transfer()
     with connect(args, settings) as client, progress_bar(err, None, "export", unit="rec") as bar:
 

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from imgsearch.app.process import ServerExited, ServerProcess
 from imgsearch.cli import output
+from imgsearch.cli.environment import command_name
 from imgsearch.cli.ingest import ingest_files
 from imgsearch.cli.photos import SamplePhoto, find_photo, sample_photos
 from imgsearch.cli.status import CommandError, ExitStatus
@@ -47,6 +48,12 @@ def vocabulary_time(loaded: bool, took: float, server: ServerProcess | None) -> 
     return "already loaded"
 
 
+def start_failure(log: str) -> str:
+    """The one line of a server's log that says why it could not start ("" when none does)."""
+    reasons = re.findall(r"cannot start: (.+)", log)
+    return reasons[-1].strip() if reasons else ""
+
+
 def wait_until_serving(server: ServerProcess, err: TextIO, timeout: float) -> float:
     """Waits for SERVING, showing that it waits; returns the seconds waited."""
     live = err.isatty()
@@ -63,7 +70,13 @@ def wait_until_serving(server: ServerProcess, err: TextIO, timeout: float) -> fl
     start = time.monotonic()
     try:
         server.wait_serving(timeout, on_wait=note)
-    except (ServerExited, TimeoutError) as exc:
+    except ServerExited as exc:
+        raise CommandError(
+            f"the server did not start: {start_failure(server.tail(400)) or exc} "
+            f"(its log: {server.log_path})",
+            ExitStatus.UNAVAILABLE,
+        ) from None
+    except TimeoutError as exc:
         raise CommandError(f"{exc}\n(the server's log: {server.log_path})", ExitStatus.UNAVAILABLE) from None
     finally:
         if live:
@@ -175,6 +188,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         err.write(f"using the server at {addr}\n")
     else:
         log_path = out_dir / "server.log"
+        log_path.write_bytes(b"")  # this run's log only: no earlier run's lines in what it reports
         server = ServerProcess(out_dir / "data", port=args.demo_port, log_path=log_path)
         addr = server.addr
         err.write(
@@ -206,7 +220,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         if server is not None:
             out.write(
                 "\nSearch these photos in the web page: start the server on the demo's data with\n"
-                f"  imgsearch serve --data {out_dir / 'data'} --http-port {WEB_PORT}\n"
+                f"  {command_name()} serve --data {out_dir / 'data'} --http-port {WEB_PORT}\n"
                 f"and open http://localhost:{WEB_PORT}/\n"
             )
         return ExitStatus.ERROR if walk.failures else ExitStatus.SUCCESS

@@ -20,8 +20,28 @@ _GLOB_CHARS = frozenset("*?[")
 PROGRESS_CHUNK = 64
 
 
+# The first bytes of the formats the server decodes: a file found in a folder is read by content
+# when its name says nothing (no extension, or a wrong one).
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether the file starts like a JPEG, PNG, GIF, BMP, TIFF or WebP (unreadable: no)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def kind_of(path: Path) -> str:
+    """How a skipped file is counted: its extension, or "no extension"."""
+    return path.suffix.lower() or "no extension"
 
 
 @dataclass
@@ -30,13 +50,25 @@ class Expansion:
 
     files: list[Path] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # files in folders that are no image, per kind
+
+    def skipped_note(self) -> str:
+        """ "skipped 3 files (.heic: 2, no extension: 1)", or "" when none was skipped."""
+        if not self.skipped:
+            return ""
+        total = sum(self.skipped.values())
+        kinds = ", ".join(
+            f"{kind}: {n}" for kind, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        return f"skipped {total} file{'s' if total != 1 else ''} that are no image the server reads ({kinds})"
 
 
 def expand_paths(args: Sequence[str]) -> Expansion:
     """Files as named; folders walked recursively (hidden entries skipped); globs (with `**`).
 
     A file named explicitly is taken whatever its extension (the server judges it); files found
-    in folders or by globs must have an image extension. Duplicates are dropped, first kept.
+    in folders or by globs are taken when their extension or, failing that, their first bytes say
+    image, and the others are counted in `skipped`. Duplicates are dropped, first kept.
     """
     found = Expansion()
     seen: set[Path] = set()
@@ -53,19 +85,21 @@ def expand_paths(args: Sequence[str]) -> Expansion:
         if path.is_file():
             add(path)
         elif path.is_dir():
-            for f in _walk(path):
+            for f in _walk(path, found.skipped):
                 add(f)
         elif _GLOB_CHARS & set(arg):
             matches = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
             hits = 0
             for m in map(Path, matches):
                 if m.is_dir():
-                    for f in _walk(m):
+                    for f in _walk(m, found.skipped):
                         add(f)
                         hits += 1
-                elif m.is_file() and is_image_file(m):
+                elif m.is_file() and (is_image_file(m) or looks_like_image(m)):
                     add(m)
                     hits += 1
+                elif m.is_file():
+                    found.skipped[kind_of(m)] = found.skipped.get(kind_of(m), 0) + 1
             if not hits:
                 found.missing.append(arg)
         else:
@@ -73,12 +107,20 @@ def expand_paths(args: Sequence[str]) -> Expansion:
     return found
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Image files under `folder` sorted by path, so runs are reproducible."""
+def _walk(folder: Path, skipped: dict[str, int]) -> list[Path]:
+    """Image files under `folder` sorted by path, so runs are reproducible; the other files are
+    counted in `skipped` by kind."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root) / n for n in files if not n.startswith(".") and is_image_file(Path(n))]
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            if is_image_file(path) or looks_like_image(path):
+                found.append(path)
+            else:
+                skipped[kind_of(path)] = skipped.get(kind_of(path), 0) + 1
     return sorted(found)
 
 

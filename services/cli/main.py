@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import grpc
 
 from imgsearch.cli import commands, data, train_eval
-from imgsearch.cli.environment import Environment
+from imgsearch.cli.environment import Environment, command_name
 from imgsearch.cli.status import CommandError, ExitStatus, exit_status_for
 from imgsearch.cli.waiting import is_starting, run_command
 from imgsearch.client import ClientError
@@ -63,6 +63,33 @@ def package_version() -> str:
         return "unknown"
 
 
+def port_number(text: str) -> int:
+    """A port flag: 0 to 65535 (0: the OS picks one); anything else is a usage error (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
+def count_of(low: int, high: int) -> Callable[[str], int]:
+    """An integer flag between low and high (inclusive), as the help text says."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({low} to {high})")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
+
+
 def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     """Settings with every flag the user gave replacing the environment's value."""
     changes: dict[str, Any] = {}
@@ -105,15 +132,22 @@ def _namespace_flag() -> argparse.ArgumentParser:
 
 def _query_flags(filters: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("-k", type=int, default=10, help="number of results (1 to 1000, default 10)")
+    p.add_argument("-k", type=count_of(1, 1000), default=10, help="number of results (1 to 1000, default 10)")
     if filters:
         _filter_flags(p)
-        p.add_argument("--offset", type=int, default=0, help="skip this many results (offset + k <= 1000)")
+        p.add_argument(
+            "--offset", type=count_of(0, 999), default=0, help="skip this many results (offset + k <= 1000)"
+        )
         p.add_argument(
             "--min-score",
             type=float,
             metavar="SCORE",
             help="drop results scoring below SCORE (relevance 0 to 1; 0.5: matches only)",
+        )
+        p.add_argument(
+            "--all",
+            action="store_true",
+            help="also show the weaker results, below the server's relevance threshold (table only)",
         )
         p.add_argument(
             "--diverse",
@@ -146,7 +180,7 @@ def _filter_flags(p: argparse.ArgumentParser) -> None:
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server settings (flags override the environment)")
-    g.add_argument("--port", type=int, help="port to listen on (env IMGSEARCH_PORT, default 50051)")
+    g.add_argument("--port", type=port_number, help="port to listen on (env IMGSEARCH_PORT, default 50051)")
     g.add_argument(
         "--host",
         help="interface to bind (env IMGSEARCH_HOST, default 127.0.0.1; [::] or 0.0.0.0 for every interface)",
@@ -158,10 +192,10 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--head", help="'conse' or a trained head's path (env IMGSEARCH_HEAD)")
     g.add_argument("--glove", help="a GloVe text file (env IMGSEARCH_GLOVE)")
     g.add_argument("--vocab-size", type=int, help="words in the words collection (env IMGSEARCH_VOCAB_SIZE)")
-    g.add_argument("--metrics-port", type=int, help="Prometheus metrics port, 0 = off")
+    g.add_argument("--metrics-port", type=port_number, help="Prometheus metrics port, 0 = off")
     g.add_argument(
         "--http-port",
-        type=int,
+        type=port_number,
         help="also serve the HTTP/JSON API and the web page on this port (env IMGSEARCH_HTTP_PORT)",
     )
     g.add_argument(
@@ -176,6 +210,15 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-key", help="TLS private key (PEM)")
 
 
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    """The settings `warmup` reads: where the models are cached and which ones."""
+    g = p.add_argument_group("model settings (flags override the environment)")
+    g.add_argument("--cache-dir", help="model cache (env IMGSEARCH_CACHE)")
+    g.add_argument("--head", help="'conse' or a trained head's path (env IMGSEARCH_HEAD)")
+    g.add_argument("--glove", help="a GloVe text file (env IMGSEARCH_GLOVE)")
+    g.add_argument("--vocab-size", type=int, help="words in the words collection (env IMGSEARCH_VOCAB_SIZE)")
+
+
 def _add_data_commands(add: Callable[..., argparse.ArgumentParser], parents: list) -> None:
     """get, list, update, export, import (cli/data.py)."""
     p = add("get", data.cmd_get, "stored records by id (uri, label, metadata, when ingested)", parents)
@@ -183,7 +226,9 @@ def _add_data_commands(add: Callable[..., argparse.ArgumentParser], parents: lis
     p.add_argument("--id", action="append", metavar="ID", help="an image id (repeatable)")
 
     p = add("list", data.cmd_list, "page through the stored records, in id order", parents)
-    p.add_argument("-k", "--limit", type=int, default=100, help="records per page (1 to 1000, default 100)")
+    p.add_argument(
+        "-k", "--limit", type=count_of(1, 1000), default=100, help="records per page (1 to 1000, default 100)"
+    )
     p.add_argument("--page-token", default="", metavar="TOKEN", help="the page to show (from the last one)")
     p.add_argument("--every-page", action="store_true", help="list every page, not only the first")
     p.add_argument(
@@ -239,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("warmup", commands.cmd_warmup, "convert and cache the models ahead of the first start")
-    _server_flags(p)
+    _model_flags(p)
 
     p = add(
         "ingest", commands.cmd_ingest, "ingest image files, folders (recursively) and globs", [conn, js, ns]
@@ -289,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("word", metavar="WORD", help="a word of the vocabulary")
 
     p = add("delete", commands.cmd_delete, "delete images by id, by filter, or all", [conn, js, ns])
-    p.add_argument("--id", nargs="+", metavar="ID", help="ids to delete")
+    p.add_argument("ids", nargs="*", metavar="ID", help="ids to delete")
+    p.add_argument(
+        "--id", nargs="+", metavar="ID", help="ids to delete (the same as giving them as arguments)"
+    )
     p.add_argument("--label", help="delete images with this label")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="delete images with this metadata")
     p.add_argument("--all", action="store_true", help="delete every image (of the namespace)")
@@ -307,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", commands.cmd_demo, "start a server, ingest sample photos, show the walk-through")
     p.add_argument("--out", default="demo-output", help="folder for data, log and demo.html")
-    p.add_argument("--port", dest="demo_port", type=int, default=0, help="server port (default: a free one)")
+    p.add_argument(
+        "--port", dest="demo_port", type=port_number, default=0, help="server port (default: a free one)"
+    )
     p.add_argument("--addr", help="use this running server instead of starting one")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the server to be ready")
     p.add_argument("-k", type=int, default=6, help="results per query (default 6)")
@@ -322,9 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def describe(error: ClientError, settings: Settings) -> str:
     """The server's message, with a hint for the failures a user can fix themselves."""
+    token_hint = (
+        "the token given (--token or IMGSEARCH_TOKEN) is not one this server accepts"
+        if settings.token
+        else "the server wants a token: set IMGSEARCH_TOKEN or pass --token"
+    )
     hints = {
         grpc.StatusCode.UNAVAILABLE: f"cannot reach {settings.addr} (is `imgsearch serve` running?)",
-        grpc.StatusCode.UNAUTHENTICATED: "the server wants a token: set IMGSEARCH_TOKEN or pass --token",
+        grpc.StatusCode.UNAUTHENTICATED: token_hint,
         grpc.StatusCode.DEADLINE_EXCEEDED: "no answer in time (raise --timeout?)",
     }
     hint = hints.get(error.code)
@@ -342,9 +397,19 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     parser = build_parser()
     try:
         with redirect_stdout(env.stdout), redirect_stderr(env.stderr):
-            args = parser.parse_args(None if argv is None else list(argv))
+            args, extra = parser.parse_known_args(None if argv is None else list(argv))
     except SystemExit as e:  # --help, or a usage error argparse already explained
         return ExitStatus.SUCCESS if e.code in (0, None) else ExitStatus.USAGE
+    if extra:
+        env.stderr.write(f"imgsearch {getattr(args, 'command', '') or ''}: error: unrecognized arguments: ")
+        env.stderr.write(" ".join(extra) + "\n")
+        if getattr(args, "command", None) == "search" and any(a.startswith("-") for a in extra):
+            words = " ".join(args.text + extra)
+            env.stderr.write(
+                f"a word starting with '-' (pushed away from) must be quoted with the query: "
+                f"{command_name()} search '{words}', or come after --: {command_name()} search -- {words}\n"
+            )
+        return ExitStatus.USAGE
     if getattr(args, "func", None) is None:
         parser.print_help(env.stderr)
         return ExitStatus.USAGE

@@ -115,15 +115,25 @@ def format_score(score: float) -> str:
     return f"{score:.3f}"
 
 
-def images_table(results: Sequence[ImageResult]) -> str:
-    """#, score, label, uri (shortened), id; a metadata column only when some result has metadata."""
+def split_matches(result: SearchResult) -> tuple[list[ImageResult], list[ImageResult]]:
+    """(matches, weaker results): the server's `match_count` first results score at or above its
+    relevance threshold; a server that does not send the count has every result a match."""
+    count = getattr(result, "match_count", None)
+    if count is None:
+        return list(result.results), []
+    return list(result.results[:count]), list(result.results[count:])
+
+
+def images_table(results: Sequence[ImageResult], first: int = 1) -> str:
+    """#, score, label, uri (shortened), id; a metadata column only when some result has metadata.
+    Rows are numbered from `first` (1 + --offset: the rank among all results)."""
     if not results:
         return "(no results)\n"
     with_meta = any(r.metadata for r in results)
     headers = ["#", "score", "label", "uri", "id"] + (["metadata"] if with_meta else [])
     numeric = [True, True, False, False, False] + ([False] if with_meta else [])
     rows = []
-    for i, r in enumerate(results, 1):
+    for i, r in enumerate(results, first):
         row: list[object] = [i, format_score(r.score), r.label, shorten(r.uri), r.id]
         if with_meta:
             row.append(",".join(f"{k}={v}" for k, v in sorted(r.metadata.items())))
@@ -251,11 +261,20 @@ class Gallery:
         thumb, caption = self._query(query_image)
         self._sections.append(_Section(title, thumb, caption, [], list(words)))
 
+    def lacks_thumbnails(self) -> bool:
+        """Whether a picture is missing for want of Pillow: a query image, or a result the server
+        sent no thumbnail for, with Pillow not installed (the client-only install)."""
+        if can_make_thumbnails():
+            return False
+        return any(s.query_caption or any(not r.thumbnail for r in s.images) for s in self._sections)
+
     def render(self) -> str:
         esc = html.escape
-        parts = [] if can_make_thumbnails() else [f'<p class="note">{esc(NO_THUMBNAILS_NOTE)}</p>']
+        parts = [f'<p class="note">{esc(NO_THUMBNAILS_NOTE)}</p>'] if self.lacks_thumbnails() else []
         for s in self._sections:
-            parts.append(f"<section><h2>{esc(s.title)}</h2>")
+            # one section named like the page: the page's heading says it already
+            same = len(self._sections) == 1 and s.title == self.title
+            parts.append("<section>" if same else f"<section><h2>{esc(s.title)}</h2>")
             if s.note:
                 parts.append(f'<p class="note">{esc(s.note)}</p>')
             parts.append('<div class="grid">')

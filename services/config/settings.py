@@ -19,7 +19,7 @@ class Limits:
     max_image_bytes: int = 20 * 1024 * 1024  # encoded size of one image
     max_image_pixels: int = 40_000_000  # width * height of a JPEG (decoded at 1/8 scale through the DCT)
     # width * height of the other formats, which decode at full size: about 0.1 s and 64 MB per
-    # image at the cap (a 224-pixel model needs far fewer; README "What an image may cost")
+    # image at the cap (a 224-pixel model needs far fewer; docs/grpc-api.md "What an image may cost")
     max_full_decode_pixels: int = 16_777_216
     max_images_per_request: int = 256
     max_message_bytes: int = 64 * 1024 * 1024  # gRPC receive limit
@@ -57,7 +57,7 @@ class Settings:
     hnsw_ef: int | None = None  # search-time HNSW beam width (recall vs latency); unset = Qdrant's
     search_threads: int | None = None  # embedded store's search threads per collection; unset = auto
     quantization: str = "int8"  # "int8" (scalar quantization with rescoring), "binary", "product" or "none"
-    # How collections are laid out when created (vectorstore/storage.py, README "Storage for scale").
+    # How collections are laid out when created (vectorstore/storage.py, docs/storage.md).
     vectors_on_disk: bool = True  # original float32 vectors memory-mapped from disk, not held in RAM
     payload_on_disk: bool = True  # stored payloads read from disk (their indexes stay in RAM)
     hnsw_m: int = 16  # HNSW graph links per point

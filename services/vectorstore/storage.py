@@ -4,7 +4,7 @@ the HNSW graph's shape, where payloads live and how large segments grow.
 Both engines take the same options (Qdrant Edge's `EdgeConfig` and a Qdrant server's collection
 parameters mirror each other), so one `StorageOptions` describes a collection for either store.
 The defaults are the measured choice for about a million images on a 2-CPU, 24 GB machine
-(benchmarks/scale_bench.py, README "Storage for scale"):
+(benchmarks/scale_bench.py, docs/storage.md):
 
 - Original float32 vectors on disk (memory-mapped): searches walk the graph over the quantized
   copy kept in RAM and read only the OVERSAMPLING x k candidates' originals to rescore them, so

@@ -93,3 +93,17 @@ def test_walkthrough_prints_every_step_and_keeps_going_after_a_failure():
     assert len(walk.gallery) == 10  # every answered query has its section
     page = walk.gallery.render()
     assert page.count("data:image/jpeg;base64,") == 3  # the query photos: puppy, beverages, coffee
+
+
+def test_a_server_that_cannot_start_is_one_line_from_this_runs_log():
+    """A re-run while another server holds demo-output/data: the one line that names the cause,
+    not the log's last 20 lines (issue 22 item 20)."""
+    log = "\n".join(
+        [
+            "2026-12-03 10:00:00 INFO words collection: 50000 words (loaded now in 55.1 s)",
+            "2026-12-03 10:01:00 ERROR cannot start: the data directory /x/data is in use by another process",
+            "2026-12-03 10:01:00 INFO something after",
+        ]
+    )
+    assert demo.start_failure(log) == "the data directory /x/data is in use by another process"
+    assert demo.start_failure("INFO all fine") == ""

@@ -86,3 +86,14 @@ def test_symlinked_duplicate_counts_once(tree):
     (tree / "link.jpg").symlink_to(tree / "cats" / "a.jpg")
     found = expand_paths([str(tree / "cats" / "a.jpg"), str(tree / "link.jpg")])
     assert len(found.files) == 1
+
+
+def test_folder_files_are_read_by_content_and_the_skipped_are_counted(tree):
+    """A JPEG without extension (a phone's export) is taken by its bytes; a .heic and a text file
+    are skipped and said (issue 22 item 17)."""
+    Image.new("RGB", (8, 8), "blue").save(tree / "cats" / "IMG_0001", format="JPEG")
+    (tree / "cats" / "IMG_0002.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
+    found = expand_paths([str(tree)])
+    assert "cats/IMG_0001" in rel(found.files, tree)
+    assert found.skipped == {".txt": 1, ".heic": 1}
+    assert found.skipped_note() == "skipped 2 files that are no image the server reads (.heic: 1, .txt: 1)"

@@ -10,6 +10,7 @@ import importlib.metadata
 import io
 import json
 import re
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -259,8 +260,63 @@ def test_unreachable_server_is_unavailable_with_a_hint():
 
 
 def test_health_of_an_unreachable_server_fails():
-    code, out, _ = run(["health", "--addr", "127.0.0.1:1"])
-    assert code == ExitStatus.UNAVAILABLE and out == "NOT_SERVING\n"
+    code, out, err = run(["health", "--addr", "127.0.0.1:1"])
+    assert code == ExitStatus.UNAVAILABLE and out == "UNREACHABLE\n"  # not NOT_SERVING: nobody answered
+    assert run(["health", "--addr", "127.0.0.1:1", "--json"])[1] == '{"status": "UNREACHABLE"}\n'
+
+
+def test_health_with_a_timeout_waits_for_a_server_that_comes_up():
+    """`serve &` then `health --timeout 60`: waits for the port and SERVING (issue 22 item 12)."""
+    import threading
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from imgsearch.app.process import free_port
+
+    port = free_port()
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, srv)
+
+    def come_up() -> None:
+        srv.add_insecure_port(f"127.0.0.1:{port}")
+        srv.start()
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    timer = threading.Timer(1.5, come_up)
+    timer.start()
+    try:
+        started = time.monotonic()
+        assert run(["health", "--addr", f"127.0.0.1:{port}", "--timeout", "30"])[:2] == (0, "SERVING\n")
+        assert 1.0 < time.monotonic() - started < 20
+    finally:
+        timer.join()
+        srv.stop(0)
+
+
+def test_a_command_waits_for_a_local_server_to_listen(server):
+    """A command started right after `serve` waits for the port instead of failing at once."""
+    import threading
+
+    from imgsearch.app.process import free_port
+
+    port = free_port()
+    query = FakeQuery()
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    query_pb2_grpc.add_QueryServicer_to_server(query, srv)
+
+    def come_up() -> None:
+        srv.add_insecure_port(f"127.0.0.1:{port}")
+        srv.start()
+
+    timer = threading.Timer(1.5, come_up)
+    timer.start()
+    try:
+        code, out, err = run(["search", "dog", "--json", "--addr", f"127.0.0.1:{port}"])
+        assert code == 0 and json.loads(out)["results"] and "waiting up to 10 s" in err
+    finally:
+        timer.join()
+        srv.stop(0)
 
 
 def test_health_exit_status_follows_the_serving_status():
@@ -328,3 +384,72 @@ def test_every_grpc_code_maps_to_an_exit_status():
     assert exit_status_for(grpc.StatusCode.INTERNAL) == ExitStatus.ERROR
     codes = [s for s in ExitStatus if s != ExitStatus.SUCCESS]
     assert len({int(s) for s in codes}) == len(codes)  # every failure is distinguishable
+
+
+def test_ports_out_of_range_are_usage_errors():
+    for flags in (["--port", "99999"], ["--http-port", "-5"], ["--metrics-port", "70000"]):
+        code, _, err = run(["serve", *flags])
+        assert code == ExitStatus.USAGE and "not a port" in err and "Traceback" not in err, flags
+
+
+def test_counts_outside_their_range_are_usage_errors(server):
+    for argv in (["search", "dog", "-k", "0"], ["list", "-k", "0"], ["search", "dog", "--offset", "-1"]):
+        code, _, err = run([*argv, "--addr", server[0]])
+        assert code == ExitStatus.USAGE and "out of range" in err, argv
+
+
+def test_an_unquoted_minus_word_gets_a_hint(server):
+    code, out, err = run(["search", "dog", "-cat", "--addr", server[0]])
+    assert code == ExitStatus.USAGE and out == ""
+    assert "unrecognized arguments: -cat" in err and "imgsearch search 'dog -cat'" in err
+    assert "imgsearch search -- dog -cat" in err
+    code, out, _ = run(["search", "--addr", server[0], "--", "dog", "-cat"])
+    assert code == 0 and server[1].requests[-1].text == "dog -cat"
+
+
+def test_offset_numbers_rows_by_their_rank(server):
+    code, out, _ = run(["search", "dog", "--offset", "10", "--addr", server[0]])
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["11", "12", "13"]
+
+
+def test_a_wrong_token_is_said_to_be_wrong():
+    from imgsearch.cli.main import describe
+    from imgsearch.client import ClientError
+
+    error = ClientError(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token")
+    assert "not one this server accepts" in describe(error, Settings.from_env({"IMGSEARCH_TOKEN": "x"}))
+    assert "wants a token" in describe(error, Settings.from_env({}))
+
+
+def test_delete_takes_positional_ids(server):
+    addr, _, indexer = server
+    code, out, _ = run(["delete", "id1", "id2", "--addr", addr])
+    assert code == 0 and list(indexer.deletes[-1].ids) == ["id1", "id2"]
+
+
+def test_warmup_offers_only_the_flags_it_reads():
+    code, out, _ = run(["warmup", "--help"])
+    assert code == 0 and "--cache-dir" in out
+    for flag in ("--port", "--http-port", "--token", "--tls-cert", "--qdrant-url"):
+        assert flag not in out, flag
+
+
+def test_printed_commands_name_the_command_as_it_can_be_typed(tmp_path, monkeypatch):
+    """`make demo` runs .venv/bin/imgsearch, which is not on PATH: it prints that path (item 11)."""
+    from imgsearch.cli.environment import command_name
+
+    script = tmp_path / ".venv" / "bin" / "imgsearch"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert command_name(str(script), tmp_path) == ".venv/bin/imgsearch"
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    assert command_name(str(script), tmp_path) == "imgsearch"
+
+
+def test_export_into_a_missing_folder_is_one_line_before_any_call(tmp_path):
+    code, out, err = run(["export", str(tmp_path / "no" / "such" / "x.parquet"), "--addr", "127.0.0.1:1"])
+    assert code == ExitStatus.NOT_FOUND and out == ""
+    assert err == f"error: no such folder: {tmp_path / 'no' / 'such'} (create it first)\n"

@@ -218,3 +218,42 @@ def test_progress_bar_redraws_on_a_terminal_and_writes_one_line_elsewhere():
         bar.update()
     assert tty.getvalue().startswith("\ringest [###############...............] 1/2  50%")
     assert tty.getvalue().endswith("\n") and "2/2 100%" in tty.getvalue()
+
+
+def test_matches_and_weaker_results_are_split_by_the_servers_count():
+    assert output.split_matches(RESULT) == (RESULT.results, [])  # no count sent: all are matches
+
+    class Counted(SearchResult):
+        match_count: int = 1
+
+    counted = Counted(results=list(RESULT.results))
+    assert output.split_matches(counted) == (RESULT.results[:1], RESULT.results[1:])
+
+
+def test_rows_are_numbered_from_the_first_rank_shown():
+    lines = output.images_table(RESULT.results, 11).splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["11", "12"]
+
+
+def test_a_gallery_of_server_thumbnails_says_nothing_about_pillow(monkeypatch):
+    """The client-only install (no Pillow) shows the server's thumbnails: no "no thumbnails" note
+    above them (issue 22 item 21); the note stays for results without one."""
+    monkeypatch.setattr(output, "can_make_thumbnails", lambda: False)
+    webp = b"RIFF\x00\x00\x00\x00WEBPVP8 "
+    with_thumbs = SearchResult(
+        results=[ImageResult("id-1", 0.9, "/photos/dog.jpg", "dog", {}, thumbnail=webp)]
+    )
+    gallery = output.Gallery("search: dog")
+    gallery.add_images("search: dog", with_thumbs)
+    assert not gallery.lacks_thumbnails() and "Pillow" not in gallery.render()
+    gallery.add_images("search: cat", RESULT)
+    assert gallery.lacks_thumbnails() and "Pillow is not installed" in gallery.render()
+
+
+def test_a_one_query_gallery_names_it_once():
+    gallery = output.Gallery("search: dog")
+    gallery.add_images("search: dog", RESULT)
+    text = gallery.render()
+    assert text.count("search: dog</h") == 1 and "<h2>" not in text
+    gallery.add_images("search: cat", RESULT)
+    assert "<h2>search: dog</h2>" in gallery.render()

@@ -3,7 +3,7 @@ and raw gRPC stubs to it: the contract exactly as a backend team's code sees it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -103,3 +103,40 @@ def web_server(tmp_path_factory, photos) -> Iterator[Running]:
     s.channel.close()
     yield running
     stop(running.served, running.parts, 1.0)
+
+
+# -- a server of a test module's own, holding the sample photos (the query-language and hybrid tests) --
+
+
+def serve_photos(
+    data_dir: Path, names: list[str], requests: Iterable
+) -> Iterator[tuple[Running, Stubs, dict[str, str]]]:
+    """Starts a server on `data_dir`, ingests `requests` (one IngestRequest per photo of `names`, in
+    order), yields (running, stubs, {photo name: id}) and stops it: a module fixture's body."""
+    running = start_server(data_dir)
+    stubs = stubs_for(running.addr)
+    response = stubs.indexer.Ingest(iter(requests))
+    ids = {name: r.id for name, r in zip(names, response.results, strict=True)}
+    yield running, stubs, ids
+    stubs.channel.close()
+    stop(running.served, running.parts, 1.0)
+
+
+def names_of(response, photos: dict[str, Path]) -> list[str]:
+    """The sample photo names of a search's hits, in order."""
+    by_uri = {str(p): n for n, p in photos.items()}
+    return [by_uri[h.uri] for h in response.results]
+
+
+def search_text(stubs: Stubs, **fields):
+    """SearchText with these request fields."""
+    from imgsearch.protogen.imagesearch.v1 import query_pb2
+
+    return stubs.query.SearchText(query_pb2.SearchTextRequest(**fields))
+
+
+def rpc_error(call) -> tuple[grpc.StatusCode, str]:
+    """The code and details of the gRPC error `call()` must raise."""
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code(), info.value.details()

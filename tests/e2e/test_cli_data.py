@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 
 import pytest
@@ -69,6 +70,8 @@ def test_get_list_and_update(server, namespace):
         "width",
         "height",
     }
+    # a date, not epoch seconds (issue 22 item 16)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", record["ingested_at"]), record
     assert js(server, "update", pid, "--label", "dog", "--meta", "seen=yes", "--namespace", ns) == {
         "updated": 1
     }
@@ -93,12 +96,25 @@ def test_delete_all_asks_on_a_terminal(server, namespace, monkeypatch):
     ns, ids = namespace
     monkeypatch.setattr("sys.stdin", Terminal("n"))
     code, _, err = run(server, "delete", "--all", "--namespace", ns)
-    assert code == ExitStatus.USAGE and "cancelled" in err and ns in err
+    # the question says how many; a "no" is no error (issue 22 item 13)
+    assert code == ExitStatus.SUCCESS and "cancelled" in err and ns in err and "all 3 images" in err
     assert js(server, "stats", "--namespace", ns)["images"] == 3
+    code, _, err = run(server, "delete", "--label", "pets", "--namespace", ns)
+    assert code == ExitStatus.SUCCESS and "the 3 images matching the filter" in err
+    monkeypatch.setattr("sys.stdin", Terminal("y"))  # nothing matches: nothing asked, nothing to say yes to
+    code, out, err = run(server, "delete", "--label", "no-such-label", "--namespace", ns)
+    assert code == ExitStatus.SUCCESS and "nothing deleted" in out and "[y/N]" not in err
     monkeypatch.setattr("sys.stdin", Terminal("y"))
     assert js(server, "delete", "--label", "pets", "--namespace", ns) == {"deleted": 3}
     monkeypatch.setattr("sys.stdin", Terminal(""))  # --yes: no question
     assert js(server, "delete", "--all", "--yes", "--namespace", ns) == {"deleted": 0}
+
+
+def test_delete_takes_ids_as_arguments_like_get_and_update(server, namespace):
+    ns, ids = namespace
+    first, second, _ = ids.values()
+    assert js(server, "delete", first, second, "--namespace", ns) == {"deleted": 2}
+    assert js(server, "stats", "--namespace", ns)["images"] == 1
 
 
 def test_export_then_import_restores_the_namespace(server, namespace, tmp_path):

@@ -10,11 +10,10 @@ import json
 import grpc
 import pytest
 
-from imgsearch.app.serve import stop
 from imgsearch.cli.main import Environment, main
 from imgsearch.client import ImageSearchClient
 from imgsearch.protogen.imagesearch.v1 import indexer_pb2, query_pb2
-from tests.e2e.conftest import start_server, stubs_for
+from tests.e2e.conftest import names_of, rpc_error, search_text, serve_photos
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +25,6 @@ Mode = query_pb2.SearchTextRequest
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, photos):
-    running = start_server(tmp_path_factory.mktemp("hybrid"))
-    stubs = stubs_for(running.addr)
     requests = [
         indexer_pb2.IngestRequest(
             image=path.read_bytes(),
@@ -37,71 +34,55 @@ def served(tmp_path_factory, photos):
         )
         for name, path in sorted(photos.items())
     ]
-    response = stubs.indexer.Ingest(iter(requests))
-    ids = {name: r.id for name, r in zip(sorted(photos), response.results, strict=True)}
-    yield running, stubs, ids
-    stubs.channel.close()
-    stop(running.served, running.parts, 1.0)
-
-
-def _names(response, photos) -> list[str]:
-    by_uri = {str(p): n for n, p in photos.items()}
-    return [by_uri[h.uri] for h in response.results]
-
-
-def _search(stubs, **fields):
-    return stubs.query.SearchText(query_pb2.SearchTextRequest(**fields))
-
-
-def _code(call) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    return info.value.code()
+    yield from serve_photos(tmp_path_factory.mktemp("hybrid"), sorted(photos), requests)
 
 
 def test_a_caption_word_is_found_first_in_hybrid_mode_and_not_in_semantic_mode(served, photos):
     _, stubs, _ = served
-    semantic = _names(_search(stubs, text="lawyer", k=5, mode=Mode.SEMANTIC), photos)
+    semantic = names_of(search_text(stubs, text="lawyer", k=5, mode=Mode.SEMANTIC), photos)
     assert semantic[0] != CAPTIONED
-    hybrid = _names(_search(stubs, text="lawyer", k=5), photos)  # unset: hybrid
+    hybrid = names_of(search_text(stubs, text="lawyer", k=5), photos)  # unset: hybrid
     assert hybrid[0] == CAPTIONED and hybrid[1:] == [n for n in semantic if n != CAPTIONED][:4]
-    assert _names(_search(stubs, text="lawyer", k=5, mode=Mode.HYBRID), photos) == hybrid
+    assert names_of(search_text(stubs, text="lawyer", k=5, mode=Mode.HYBRID), photos) == hybrid
     # the dog photos and the captioned mug: the CNN's golden retrievers and the caption's
-    semantic = _names(_search(stubs, text="golden retriever", k=3, mode=Mode.SEMANTIC), photos)
+    semantic = names_of(search_text(stubs, text="golden retriever", k=3, mode=Mode.SEMANTIC), photos)
     assert semantic[0] in ("puppy", "puppies") and CAPTIONED not in semantic
-    hybrid = _names(_search(stubs, text="golden retriever", k=3), photos)
+    hybrid = names_of(search_text(stubs, text="golden retriever", k=3), photos)
     assert CAPTIONED in hybrid and semantic[0] in hybrid
-    lexical = _search(stubs, text="a golden retriever", k=5, mode=Mode.LEXICAL)
-    assert _names(lexical, photos) == [CAPTIONED] and list(lexical.ignored_terms) == ["a"]
+    lexical = search_text(stubs, text="a golden retriever", k=5, mode=Mode.LEXICAL)
+    assert names_of(lexical, photos) == [CAPTIONED] and list(lexical.ignored_terms) == ["a"]
 
 
 def test_labels_count_as_text(served, photos):
     _, stubs, _ = served
-    animals = _names(_search(stubs, text="animal", k=30, mode=Mode.LEXICAL), photos)
+    animals = names_of(search_text(stubs, text="animal", k=30, mode=Mode.LEXICAL), photos)
     assert set(animals) == {"puppy", "puppies", "black_cat", "chelsea", "bear"}
-    only = _search(stubs, text="animal", k=30, mode=Mode.LEXICAL, filter={"exclude_labels": ["thing"]})
+    only = search_text(stubs, text="animal", k=30, mode=Mode.LEXICAL, filter={"exclude_labels": ["thing"]})
     assert len(only.results) == 5
 
 
 def test_a_word_the_embedder_does_not_know_is_still_found_by_its_text(served, photos):
     _, stubs, _ = served
-    r = _search(stubs, text="zorblax", k=3)
-    assert _names(r, photos) == [CAPTIONED] and list(r.unknown_terms) == ["zorblax"]
-    assert _code(lambda: _search(stubs, text="zorblax", mode=Mode.SEMANTIC)) == grpc.StatusCode.NOT_FOUND
+    r = search_text(stubs, text="zorblax", k=3)
+    assert names_of(r, photos) == [CAPTIONED] and list(r.unknown_terms) == ["zorblax"]
+    assert (
+        rpc_error(lambda: search_text(stubs, text="zorblax", mode=Mode.SEMANTIC))[0]
+        == grpc.StatusCode.NOT_FOUND
+    )
 
 
 def test_lexical_mode_takes_words_only(served, photos):
     _, stubs, ids = served
     by_id = query_pb2.QueryPart(id=ids["puppy"])
-    assert _code(lambda: _search(stubs, text="dog", parts=[by_id], mode=Mode.LEXICAL)) == (
+    assert rpc_error(lambda: search_text(stubs, text="dog", parts=[by_id], mode=Mode.LEXICAL))[0] == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert _code(lambda: _search(stubs, text="dog", mmr_lambda=0.5, mode=Mode.LEXICAL)) == (
+    assert rpc_error(lambda: search_text(stubs, text="dog", mmr_lambda=0.5, mode=Mode.LEXICAL))[0] == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert _code(lambda: _search(stubs, text="dog", mode=9)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_error(lambda: search_text(stubs, text="dog", mode=9))[0] == grpc.StatusCode.INVALID_ARGUMENT
     # a word in no image's text: nothing
-    assert list(_search(stubs, text="dog", mode=Mode.LEXICAL).results) == []
+    assert list(search_text(stubs, text="dog", mode=Mode.LEXICAL).results) == []
 
 
 def test_re_ingesting_with_a_new_caption_updates_the_text(served, photos):
@@ -113,7 +94,7 @@ def test_re_ingesting_with_a_new_caption_updates_the_text(served, photos):
         caption="grandpa's banjo",
     )
     assert stubs.indexer.Ingest(iter([request])).updated == 1
-    r = _search(stubs, text="banjo", k=3, mode=Mode.LEXICAL)
+    r = search_text(stubs, text="banjo", k=3, mode=Mode.LEXICAL)
     assert [h.id for h in r.results] == [ids["guitar"]]
 
 

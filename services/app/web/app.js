@@ -13,48 +13,111 @@ const state = {
   labels: [],       // label filters (any of)
   seen: new Set(),  // ids shown, so a page never repeats one
   count: 0,
+  matches: 0,       // results at or above the server's relevance threshold (matchCount)
+  weaker: 0,        // results shown below the "weaker results" divider
+  divided: false,   // the divider is drawn
+  facetKey: "",     // the query whose label counts the chips show
+  facetCounts: [],  // [{value, count}] of that query's matches
+  facetTotal: 0,    // how many matches they count
   done: false,
   busy: false,
+  failed: false,    // the query's answer was an error
   generation: 0,    // bumps on each new query; late answers of an old one are dropped
 };
 
 // -- the API -----------------------------------------------------------------------------------
 
-function token() { return localStorage.getItem("imgsearch_token") || ""; }
+// The token lives in this tab only (memory and sessionStorage), never in a cookie: cookies are
+// scoped to the host, not the port, so any other local web app would receive one.
+let heldToken = sessionStorage.getItem("imgsearch_token") || "";
+function token() { return heldToken; }
+function keepToken(value) {
+  heldToken = value;
+  if (value) sessionStorage.setItem("imgsearch_token", value);
+  else sessionStorage.removeItem("imgsearch_token");
+}
+// What earlier versions of the page kept: forgotten.
+localStorage.removeItem("imgsearch_token");
+document.cookie = "imgsearch_token=; path=/; max-age=0; SameSite=Strict";
+
+const STARTING_RETRY_MS = 2000;  // while the server loads its models
+const STARTING_RETRIES = 90;     // three minutes
 
 class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.message) || `HTTP ${status}`);
+    super(status === 401 ? "This server needs a token." : (body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.code;
   }
 }
 
-async function api(path, body, form) {
-  const headers = {};
-  if (token()) headers.Authorization = `Bearer ${token()}`;
+function authHeaders() { return token() ? { Authorization: `Bearer ${token()}` } : {}; }
+
+async function api(path, body, form, attempt = 0) {
+  const headers = authHeaders();
   let payload;
   if (form) payload = form;
   else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
-  const response = await fetch(path, { method: payload === undefined ? "GET" : "POST", headers, body: payload });
+  const response = await fetch(path, { method: payload === undefined ? "GET" : "POST", headers, body: payload,
+                                       credentials: "omit" });
   const data = await response.json().catch(() => null);
   if (response.status === 401) askToken();
+  if (response.status === 503 && attempt < STARTING_RETRIES) {
+    // UNAVAILABLE: the server is still loading; say so and ask again (the same request)
+    starting(true);
+    await new Promise((resolve) => setTimeout(resolve, STARTING_RETRY_MS));
+    return api(path, body, form, attempt + 1);
+  }
+  if (attempt) starting(false);
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
 
+function starting(on) { $("starting").hidden = !on; }
+
 function thumbnailUrl(id) { return `/v1/images/${encodeURIComponent(id)}/thumbnail`; }
+
+// An image of the server's into an <img>: a plain URL without a token (the browser caches it); with
+// one, fetched with the header and shown as a blob, as <img> loads send no header.
+function showImage(img, id) {
+  const url = thumbnailUrl(id);
+  if (!token()) { img.src = url; return; }
+  fetch(url, { headers: authHeaders(), credentials: "omit" })
+    .then((response) => (response.ok ? response.blob() : Promise.reject(new Error(`HTTP ${response.status}`))))
+    .then((blob) => {
+      const objectUrl = URL.createObjectURL(blob);
+      img.addEventListener("load", () => URL.revokeObjectURL(objectUrl), { once: true });
+      img.src = objectUrl;
+    })
+    .catch(() => img.classList.add("broken"));
+}
 
 function askToken() {
   const dialog = $("token-dialog");
-  if (!dialog.open) dialog.showModal();
+  if (!dialog.open) {
+    $("token-error").hidden = true;
+    dialog.showModal();
+  }
 }
 
-$("token-form").addEventListener("submit", () => {
+$("token-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
   const value = $("token").value.trim();
-  localStorage.setItem("imgsearch_token", value);
-  // Thumbnails are <img> loads, which send no header: a same-site cookie carries the token.
-  document.cookie = `imgsearch_token=${encodeURIComponent(value)}; path=/; SameSite=Strict`;
+  const error = $("token-error");
+  if (!value) { error.textContent = "Type the token first."; error.hidden = false; return; }
+  // try it before closing: a wrong token keeps the dialog open and says so
+  const answer = await fetch("/v1/indexer:getStats", { method: "POST", credentials: "omit",
+    headers: { Authorization: `Bearer ${value}`, "Content-Type": "application/json" }, body: "{}" })
+    .catch(() => null);
+  if (answer && answer.status === 401) {
+    error.textContent = "That token was not accepted. Check it with whoever runs this server.";
+    error.hidden = false;
+    $("token").select();
+    return;
+  }
+  keepToken(value);
+  error.hidden = true;
+  $("token-dialog").close();
   route();
 });
 
@@ -77,10 +140,16 @@ function card(hit, onOpen) {
   return el("button", { class: "card", type: "button", "data-id": hit.id, title: hit.uri || hit.id,
                         onclick: () => onOpen(hit) },
     scoreBar(score),
-    el("img", { class: "thumb", src: thumbnailUrl(hit.id), alt: label || "image", decoding: "async" }),
+    thumb(hit.id, label),
     el("span", { class: "meta" },
       el("span", { class: label ? "label" : "label none" }, label || "no label"),
       el("span", { class: "score" }, score.toFixed(3))));
+}
+
+function thumb(id, label) {
+  const img = el("img", { class: "thumb", alt: label || "image", decoding: "async" });
+  showImage(img, id);
+  return img;
 }
 
 function scoreBar(score) {
@@ -132,20 +201,37 @@ async function loadMore() {
   try {
     const page = await fetchPage();
     if (generation !== state.generation) return;
-    const fresh = (page.results || []).filter((hit) => !state.seen.has(hit.id));
+    const results = page.results || [];
+    // matchCount: how many of this page's results are good matches (they come first); a server
+    // that does not say treats them all as matches
+    const good = Number.isInteger(page.matchCount) ? page.matchCount : results.length;
     const grid = $("results");
-    for (const hit of fresh) {
+    let fresh = 0;
+    results.forEach((hit, i) => {
+      if (state.seen.has(hit.id)) return;
+      fresh += 1;
       state.seen.add(hit.id);
+      if (i >= good && !state.divided) {
+        state.divided = true;
+        grid.append(el("div", { class: "divider", id: "weaker", role: "separator" }, "weaker results"));
+      }
+      if (i < good) state.matches += 1;
+      else state.weaker += 1;
       grid.append(card(hit, openDetail));
-    }
-    state.count += (page.results || []).length;
-    state.done = fresh.length === 0 || (page.results || []).length < PAGE || state.count >= MAX_RESULTS;
+    });
+    if (!state.count && !state.labels.length) countLabels(results.slice(0, good));
+    state.count += results.length;
+    state.done = fresh === 0 || results.length < Math.min(PAGE, MAX_RESULTS - (state.count - results.length))
+      || state.count >= MAX_RESULTS;
     if (!state.seen.size) grid.append(el("div", { class: "empty" }, "No images match. Try other words or remove a filter."));
+    else if (state.done) grid.append(el("div", { class: "end", id: "end" }, "End of results"));
     describe(page, performance.now() - started);
+    if (!state.labels.length || state.facetKey === queryKey()) drawFacets();
   } catch (error) {
     if (generation !== state.generation) return;
     state.done = true;
-    setStatus(`<span class="warn">${escapeHtml(error.message)}</span>`);
+    state.failed = true;
+    setStatus(`<span class="warn">${escapeHtml(unreadablePhoto(error))}</span>`);
   } finally {
     if (generation === state.generation) {
       state.busy = false;
@@ -157,8 +243,11 @@ async function loadMore() {
 function describe(page, ms) {
   const what = state.mode === "text" ? `for <strong>${escapeHtml(state.text)}</strong>`
     : state.mode === "similar" ? "like the chosen image" : "like your photo";
-  let text = `${plural(state.seen.size, "image")} ${what}` +
+  const found = state.divided ? plural(state.matches, "match").replace("matchs", "matches")
+    : plural(state.seen.size, "image");
+  let text = `${found} ${what}` +
     (state.labels.length ? ` labelled ${state.labels.map((l) => `<strong>${escapeHtml(l)}</strong>`).join(" or ")}` : "") +
+    (state.divided ? ` <span class="muted">· then ${plural(state.weaker, "weaker result")}</span>` : "") +
     ` <span class="muted">· ${Math.round(ms)} ms</span>`;
   if (page.unknownTerms && page.unknownTerms.length) {
     text += ` <span class="warn">· unknown: ${page.unknownTerms.map(escapeHtml).join(", ")}</span>`;
@@ -169,23 +258,51 @@ function describe(page, ms) {
   setStatus(text);
 }
 
+// -- label chips: the labels of the current query's matches, counted; active filters always shown --
+
+function queryKey() { return `${state.mode}\n${state.mode === "text" ? state.text : state.id}`; }
+
+function countLabels(hits) {
+  const counts = new Map();
+  for (const hit of hits) if (hit.label) counts.set(hit.label, (counts.get(hit.label) || 0) + 1);
+  state.facetKey = queryKey();
+  state.facetTotal = hits.length;
+  state.facetCounts = [...counts].map(([value, count]) => ({ value, count }))
+    .sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
+}
+
 async function showFacets() {
+  $("facets").replaceChildren();
+  // with a filter on, the chips still count the unfiltered query's matches (its first page)
+  if (!state.labels.length || state.facetKey === queryKey() || state.mode === "upload") return;
+  const generation = state.generation;
+  try {
+    const k = PAGE;
+    const page = state.mode === "text"
+      ? await api("/v1/query:searchText", { text: state.text, k })
+      : await api("/v1/query:similarImages", { id: state.id, k });
+    if (generation !== state.generation) return;
+    const results = page.results || [];
+    countLabels(results.slice(0, Number.isInteger(page.matchCount) ? page.matchCount : results.length));
+  } catch (error) {
+    state.facetCounts = [];
+  }
+  drawFacets();
+}
+
+function drawFacets() {
   const box = $("facets");
   box.replaceChildren();
   if (!state.mode) return;
-  let counts = [];
-  try {
-    counts = (await api("/v1/query:facet", { limit: 12 })).counts || [];
-  } catch (error) {
-    return; // a server without facets: no label filters
-  }
-  counts = counts.filter((c) => c.value);
-  if (counts.length < 2 && !state.labels.length) return;
-  for (const { value, count } of counts) {
+  const shown = state.facetKey === queryKey() ? state.facetCounts.filter((c) => c.count >= 2).slice(0, 12) : [];
+  for (const label of state.labels) if (!shown.some((c) => c.value === label)) shown.push({ value: label, count: null });
+  // one label on every match filters nothing: no chip
+  if (!state.labels.length && (!shown.length || (shown.length === 1 && shown[0].count === state.facetTotal))) return;
+  for (const { value, count } of shown) {
     const on = state.labels.includes(value);
     box.append(chip(value, count, on, () => {
       state.labels = on ? state.labels.filter((l) => l !== value) : [...state.labels, value];
-      navigate(false);
+      navigate();
     }));
   }
 }
@@ -195,11 +312,15 @@ function reset(mode) {
   state.mode = mode;
   state.seen = new Set();
   state.count = 0;
+  state.matches = 0;
+  state.weaker = 0;
+  state.divided = false;
+  state.failed = false;
   state.done = false;
   state.busy = false;
   $("results").replaceChildren();
   $("intro").hidden = Boolean(mode);
-  $("query-image").hidden = mode !== "upload";
+  $("query-image").hidden = mode !== "upload" && mode !== "similar";
   $("more").hidden = true;
   setStatus("");
 }
@@ -212,6 +333,7 @@ function navigate(push = true) {
   if (state.mode === "similar") params.set("similar", state.id);
   for (const label of state.labels) params.append("label", label);
   const url = params.toString() ? `/?${params}` : "/";
+  $("q").value = state.mode === "text" ? state.text : "";
   if (state.mode !== "upload") history[push ? "pushState" : "replaceState"](null, "", url);
   run();
 }
@@ -236,6 +358,7 @@ function run() {
   reset(state.mode);
   if (!state.mode) { showIntro(); return; }
   document.title = state.mode === "text" ? `${state.text} · imgsearch` : "Similar images · imgsearch";
+  if (state.mode === "similar") showChosen(state.id);
   showFacets();
   loadMore();
 }
@@ -260,11 +383,37 @@ async function showIntro() {
   for (const word of words) box.append(chip(word, null, false, () => { state.text = word; state.mode = "text"; state.labels = []; $("q").value = word; navigate(); }));
 }
 
+// -- "more like this": the chosen image above its neighbours ----------------------------------
+
+function showChosen(id) {
+  $("query-title").textContent = "Images like this one";
+  $("add-upload").hidden = true;
+  $("add-status").textContent = "";
+  const preview = $("query-preview");
+  preview.alt = "The chosen image";
+  showImage(preview, id);
+  const tags = $("query-tags");
+  tags.replaceChildren();
+  const generation = state.generation;
+  api("/v1/query:tagImage", { id, k: 6 }).then((answer) => {
+    if (generation !== state.generation) return;
+    for (const { word } of answer.results || []) tags.append(chip(word, null, false, () => searchWord(word)));
+  }).catch(() => {});
+}
+
+function searchWord(word) {
+  state.text = word;
+  state.mode = "text";
+  state.labels = [];
+  navigate();
+}
+
 // -- detail view -------------------------------------------------------------------------------
 
 async function openDetail(hit) {
   const dialog = $("detail");
-  $("detail-img").src = thumbnailUrl(hit.id);
+  $("detail-img").removeAttribute("src");
+  showImage($("detail-img"), hit.id);
   $("detail-img").alt = hit.label || "image";
   $("detail-title").textContent = hit.label || "Unlabelled image";
   const meta = $("detail-meta");
@@ -306,23 +455,63 @@ function searchWithPhoto(file) {
   state.labels = [];
   $("q").value = "";
   history.pushState(null, "", "/");
+  $("query-title").textContent = "Images like your photo";
   const preview = $("query-preview");
+  preview.alt = "Your photo";
   if (preview.dataset.url) URL.revokeObjectURL(preview.dataset.url);
   preview.dataset.url = URL.createObjectURL(file);
   preview.src = preview.dataset.url;
   $("add-status").textContent = "";
-  $("add-upload").hidden = false;
+  $("add-upload").hidden = true;  // offered once the photo is known to be readable and not stored
   run();
+  const generation = state.generation;
+  offerToAdd(file, generation);
   const form = new FormData();
   form.append("image", file, file.name || "photo");
   form.append("k", "6");
   const tags = $("query-tags");
   tags.replaceChildren();
   api("/v1/query:tagImage", undefined, form).then((answer) => {
-    for (const { word } of answer.results || []) {
-      tags.append(chip(word, null, false, () => { state.text = word; state.mode = "text"; $("q").value = word; navigate(); }));
-    }
+    for (const { word } of answer.results || []) tags.append(chip(word, null, false, () => searchWord(word)));
   }).catch(() => {});
+}
+
+// A photo the server could not decode: said in words, without the decoder's own message.
+function unreadablePhoto(error) {
+  return error && error.status === 400 && state.mode === "upload"
+    ? "The server could not read this photo: the file may be damaged or cut short, or a kind of image it cannot decode. JPEG, PNG, WebP, GIF and BMP work."
+    : error.message;
+}
+
+// The id the server gives these bytes (UUIDv5 of their SHA-256, the indexer's content id), so
+// the page does not offer to add a photo the library already holds.
+const ID_NAMESPACE = "6f1c1f2e-8d5a-5b7e-9a43-2c0d6e1b7a90";
+
+async function contentId(file) {
+  if (!(window.crypto && crypto.subtle)) return null;  // only in secure contexts (https, localhost)
+  const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const digest = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+  const namespace = ID_NAMESPACE.replace(/-/g, "").match(/../g).map((h) => parseInt(h, 16));
+  const name = new TextEncoder().encode(digest);
+  const sha1 = new Uint8Array(await crypto.subtle.digest("SHA-1", new Uint8Array([...namespace, ...name])));
+  const bytes = sha1.slice(0, 16);
+  bytes[6] = (bytes[6] & 0x0f) | 0x50;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const h = hex(bytes);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+async function offerToAdd(file, generation) {
+  let stored = false;
+  try {
+    const id = await contentId(file);
+    if (id) stored = ((await api("/v1/query:getImages", { ids: [id] })).images || []).length > 0;
+  } catch (error) { /* cannot tell: offer it */ }
+  // wait for the search: a photo the server cannot read is not offered
+  while (state.busy && generation === state.generation) await new Promise((r) => setTimeout(r, 100));
+  if (generation !== state.generation || state.failed) return;
+  $("add-upload").hidden = stored;
+  $("add-status").textContent = stored ? "Already in the library." : "";
 }
 
 $("file").addEventListener("change", (event) => { searchWithPhoto(event.target.files[0]); event.target.value = ""; });
@@ -332,14 +521,15 @@ $("add-upload").addEventListener("click", async () => {
   const form = new FormData();
   form.append("image", state.upload, state.upload.name || "upload");
   $("add-status").textContent = "Adding…";
+  $("add-upload").hidden = true;
   try {
     const answer = await api("/v1/indexer:ingest", undefined, form);
     const result = (answer.results || [])[0] || {};
     $("add-status").textContent = result.status === "DUPLICATE" ? "Already in the library."
-      : result.status === "NEW" ? "Added to the library." : (result.error && result.error.message) || "Not added.";
-    $("add-upload").hidden = result.status === "NEW" || result.status === "DUPLICATE";
+      : result.status === "NEW" ? "Added to the library."
+      : "Not added: the server could not read this photo.";
   } catch (error) {
-    $("add-status").textContent = error.message;
+    $("add-status").textContent = `Not added: ${error.message}`;
   }
 });
 
