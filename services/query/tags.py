@@ -1,13 +1,13 @@
 """Tags of an image: the words of its own evidence (classes, their WordNet hypernyms, a face,
-colours; imgsearch.embedder.channels.tagwords), then its nearest words in the word space."""
+colours; imgsearch.embedder.tagwords), then its nearest words in the word space."""
 
 from __future__ import annotations
 
 import threading
 import weakref
 
-from imgsearch.embedder.channels.tagwords import TagWords
 from imgsearch.embedder.results import ClassScores, Embedder
+from imgsearch.embedder.tagwords import TagWords
 from imgsearch.errors import InvalidArgument, NotFound, ServiceError
 from imgsearch.query.stopwords import STOP_WORDS
 from imgsearch.vectorstore.base import VectorStore, check_point_id

@@ -131,7 +131,7 @@ def test_every_mode_scores_a_relevance_and_says_how_many_results_match(served, p
         {"text": "zorblax"},
         {"text": "dog -cat"},
     ]
-    replies = [_search(stubs, k=44, **fields) for fields in asked]
+    replies = [search_text(stubs, k=44, **fields) for fields in asked]
     replies.append(stubs.query.SimilarImages(query_pb2.SimilarImagesRequest(id=ids["puppy"], k=44)))
     for fields, r in zip([*asked, "similar"], replies, strict=True):
         scores = [h.score for h in r.results]
@@ -139,12 +139,12 @@ def test_every_mode_scores_a_relevance_and_says_how_many_results_match(served, p
         if "mmr_lambda" not in fields:  # diverse results come in the engine's pick order
             assert scores == sorted(scores, reverse=True), fields
             assert r.match_count == sum(s >= 0.5 for s in scores), fields
-    dog = _search(stubs, text="dog", k=44)
+    dog = search_text(stubs, text="dog", k=44)
     assert 1 <= dog.match_count < len(dog.results) == len(photos)  # matches, not the whole library
-    assert {"puppy", "puppies"} <= set(_names(dog, photos)[: dog.match_count])
-    weak = _search(stubs, text="zorblax", k=3)  # one word of an eight-token caption: weaker
-    assert _names(weak, photos) == [CAPTIONED] and 0 < weak.results[0].score < 0.5 and weak.match_count == 0
-    none = _search(stubs, text="zorblax", k=3, min_score=0.9)
+    assert {"puppy", "puppies"} <= set(names_of(dog, photos)[: dog.match_count])
+    weak = search_text(stubs, text="zorblax", k=3)  # one word of an eight-token caption: weaker
+    assert names_of(weak, photos) == [CAPTIONED] and 0 < weak.results[0].score < 0.5 and weak.match_count == 0
+    none = search_text(stubs, text="zorblax", k=3, min_score=0.9)
     assert list(none.results) == [] and list(none.unknown_terms) == ["zorblax"]
     with ImageSearchClient(running.addr) as client:
         assert client.search("dog", k=44).match_count == dog.match_count

@@ -7,8 +7,8 @@ import pytest
 
 from imgsearch.embedder.channels.colours import colour_id
 from imgsearch.embedder.channels.faces import PERSON
-from imgsearch.embedder.channels.tagwords import TagWords
 from imgsearch.embedder.results import ClassScores
+from imgsearch.embedder.tagwords import TagWords
 from imgsearch.embedder.wordspace.class_words import WORDNET_DIR, class_names
 from imgsearch.query.stopwords import STOP_WORDS
 

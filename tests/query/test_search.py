@@ -166,7 +166,7 @@ def test_similar_images_scores_are_the_fused_look_alike_score(runtime, store):
 
 def test_without_wordnet_tags_are_the_nearest_words_that_are_not_stop_words(runtime, tmp_path, caplog):
     """A server without Debian's wordnet-base (the lite image) still tags, by the word space alone."""
-    from imgsearch.embedder.channels.tagwords import TagWords
+    from imgsearch.embedder.tagwords import TagWords
 
     assert TagWords.load(runtime, root=tmp_path) is None
     assert "tags are the nearest words only" in caplog.text
