@@ -481,6 +481,24 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray 
     return best_ids
 
 
+def exact_lookalikes(data: Dataset, picks: list[int], rows: np.ndarray | None) -> np.ndarray:
+    """What SimilarImages by id answers from an exact visual search: the exact visual candidates
+    (imgsearch.query.lookalike.candidate_depth of them) reordered by the fused look-alike score,
+    the k best; so the recall measures the index, not the fusion."""
+    from imgsearch.query.lookalike import SEMANTIC_WEIGHT, candidate_depth
+
+    queries = np.asarray(data.visual[picks], np.float32)
+    pool = exact_top(data.visual, queries, candidate_depth(K, 1000), rows, exclude=picks)
+    out = np.full((len(picks), K), -1, np.int64)
+    for q, (pick, ids) in enumerate(zip(picks, pool, strict=True)):
+        ids = ids[ids >= 0]
+        visual = np.asarray(data.visual[ids], np.float32) @ queries[q]
+        semantic = np.asarray(data.semantic[ids], np.float32) @ np.asarray(data.semantic[pick], np.float32)
+        best = ids[np.argsort(-(visual + SEMANTIC_WEIGHT * semantic), kind="stable")][:K]
+        out[q, : len(best)] = best
+    return out
+
+
 def recall_at_k(found: list[list[str]], exact: np.ndarray, k: int = K) -> float:
     """Mean share of the exact k nearest (indices; -1 where fewer exist) among the ids returned."""
     hits = [
@@ -789,7 +807,7 @@ def _recall(addr: str, data: Dataset, count: int, rng: np.random.Generator) -> d
             "answers"
         ]
         queries = np.asarray(data.visual[picks], np.float32)
-        exact = exact_top(data.visual, queries, K, rows, exclude=picks)
+        exact = exact_lookalikes(data, picks, rows)
         out["visual" + suffix] = recall_at_k(found, exact)
         out["visual_ties" + suffix] = recall_with_ties(found, data.visual, queries, exact)
     return out

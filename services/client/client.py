@@ -140,7 +140,8 @@ class ImageSearchClient:
             with self._lock:  # the next call tries afresh
                 if self._channels.get(addr) is channel:
                     del self._channels[addr]
-            channel.close()
+            if channel is not None:
+                channel.close()
             raise
         return channel
 
@@ -281,7 +282,7 @@ class ImageSearchClient:
         if image is not None:
             request.image = image
         else:
-            request.id = id
+            request.id = id or ""  # _one_source: exactly one was given
         return search_result_from_proto(self._call(self._query.SimilarImages, request))
 
     def facets(
@@ -329,7 +330,7 @@ class ImageSearchClient:
         if image is not None:
             request.image = image
         else:
-            request.id = id
+            request.id = id or ""  # _one_source: exactly one was given
         return words_from_proto(self._call(self._query.TagImage, request))
 
     def words(self, word: str, k: int = 10) -> list[WordResult]:

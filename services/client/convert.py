@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ SEARCH_MODES = {
 }
 
 
-def search_mode_to_proto(mode: str | None) -> int:
+def search_mode_to_proto(mode: str | None) -> Any:
     """A search mode by name as the request's enum value; ValueError for another name."""
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}; use 'hybrid', 'semantic' or 'lexical'")

@@ -267,7 +267,7 @@ def search_text(
         fused = taxonomic_branches(found.classes)
     hits = store.search_images(
         first.vector,
-        first.using,
+        first.using,  # type: ignore[arg-type]  # plan() ranks by VISUAL or SEMANTIC first
         k,
         flt,
         offset=page.offset,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import cast
 
 import grpc
 
@@ -14,7 +15,7 @@ from imgsearch.protogen.imagesearch.v1 import common_pb2, query_pb2, query_pb2_g
 from imgsearch.query import replies, search
 from imgsearch.rpc.convert import filter_from_proto, hit_to_proto, record_to_proto
 from imgsearch.rpc.scopes import require, require_every
-from imgsearch.vectorstore.base import NamespaceView, VectorStore, check_point_id
+from imgsearch.vectorstore.base import VectorStore, check_point_id
 from imgsearch.vectorstore.ids import point_id
 from imgsearch.vectorstore.payloads import namespace_of
 
@@ -84,9 +85,10 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
         self.store = store
         self.limits = settings.limits
 
-    def _view(self, request) -> NamespaceView:
-        """The store as the request's namespace sees it, once the call's token may read it."""
-        return self.store.in_namespace(require("read", request.namespace))
+    def _view(self, request) -> VectorStore:
+        """The store as the request's namespace sees it, once the call's token may read it (a
+        NamespaceView, which answers as the store does with the namespace filled in)."""
+        return cast(VectorStore, self.store.in_namespace(require("read", request.namespace)))
 
     @_thumbnails_on_request
     def SearchText(self, request, context: grpc.ServicerContext) -> query_pb2.SearchImagesResponse:

@@ -462,7 +462,7 @@ class VectorStore(ABC):
             (b, *more) = sparse
             if more:
                 raise InvalidArgument("one branch over the classes vector at most")
-            bonus = Bonus(CLASSES, check_sparse(b.vector), float(b.weight))
+            bonus = Bonus(CLASSES, check_sparse(b.vector), float(b.weight))  # type: ignore[arg-type]  # a classes branch holds a SparseVector
         lexical_bonus = None
         if lexical and mmr_lambda is None and self.has_text():
             if not 0 < lexical_weight <= 1:

@@ -4,6 +4,7 @@ write is narrowed to."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import overload
 
 from imgsearch.vectorstore import payloads
 from imgsearch.vectorstore.checks import check_point_id
@@ -29,6 +30,14 @@ def match_of(flt: PayloadFilter | None) -> Match | None:
         present=tuple(payloads.meta_path(k) for k in flt.has_metadata),
         absent=tuple(payloads.meta_path(k) for k in flt.missing_metadata),
     )
+
+
+@overload
+def in_namespace(match: Match, namespace: str | None) -> Match: ...
+@overload
+def in_namespace(match: Match | None, namespace: str) -> Match: ...
+@overload
+def in_namespace(match: Match | None, namespace: None) -> Match | None: ...
 
 
 def in_namespace(match: Match | None, namespace: str | None) -> Match | None:

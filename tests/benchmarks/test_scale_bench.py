@@ -87,11 +87,17 @@ def test_scale_benchmark_runs_against_a_real_server_and_reports(tmp_path):
     assert isinstance(result, Result)
     figures = {f.metric: f for f in result.figures}
     assert result.details["upsert"]["images"] == 600
-    # 600 images are searched exhaustively, so the server agrees with numpy's exact answer.
-    for metric in ("recall@10 text search (semantic)", "recall@10 similar by id (visual)"):
-        assert figures[metric].value >= 0.99
+    # 600 images are searched exhaustively, so the server agrees with numpy's exact answer. Look-alikes
+    # reorder the visual search's 20 candidates by meaning: the int8 visual scores may swap the 20th
+    # and 21st candidate, which can change one of the fused 10 (scale_bench.exact_lookalikes).
+    for metric, floor in (
+        ("recall@10 text search (semantic)", 0.99),
+        ("recall@10 similar by id (visual)", 0.95),
+    ):
+        assert figures[metric].value >= floor
         assert figures[f"{metric}, 1% label filter"].value >= 0.99  # 6 images: all of them
-    assert min(result.details["recall"].values()) >= 0.99  # tie-aware variants too
+    assert min(v for name, v in result.details["recall"].items() if "visual" not in name) >= 0.99
+    assert min(result.details["recall"].values()) >= 0.95  # tie-aware variants too
     assert 0 < figures["restart until SERVING"].value < 240
     assert figures["disk / raw float32 vectors"].value > 0.5
     assert result.details["memory_mb"]["steady"]["RssAnon"] > 50
