@@ -42,7 +42,7 @@ def images_json(result: SearchResult) -> dict:
             }
             for r in result.results
         ],
-        "match_count": int(result.match_count),
+        "match_count": len(result.results) if result.match_count is None else int(result.match_count),
         "unknown_terms": [str(t) for t in result.unknown_terms],
         "ignored_terms": [str(t) for t in result.ignored_terms],
     }

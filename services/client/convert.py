@@ -91,7 +91,7 @@ def search_result_from_proto(response: query_pb2.SearchImagesResponse) -> Search
         ],
         unknown_terms=list(response.unknown_terms),
         ignored_terms=list(response.ignored_terms),
-        match_count=response.match_count,
+        match_count=response.match_count if response.HasField("match_count") else None,
     )
 
 

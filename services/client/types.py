@@ -42,12 +42,13 @@ class ImageResult:
 class SearchResult:
     """Images for a query, the query words the vocabulary does not know, the stop words the
     server ignored, and how many of the results are matches (`match_count`: the first ones, scoring
-    at or above the relevance threshold 0.5; the rest are weaker results)."""
+    at or above the relevance threshold 0.5; the rest are weaker results; None: not counted, as by
+    a server older than the count, so every result is a match)."""
 
     results: list[ImageResult] = field(default_factory=list)
     unknown_terms: list[str] = field(default_factory=list)
     ignored_terms: list[str] = field(default_factory=list)
-    match_count: int = 0
+    match_count: int | None = None
 
 
 @dataclass(frozen=True)

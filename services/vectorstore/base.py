@@ -191,7 +191,7 @@ class VectorStore(ABC):
             for r in self._records(ids, namespace, with_vectors=False)
         }
 
-    def _records(self, ids: list[str], namespace: str, with_vectors: bool) -> list[Any]:
+    def _records(self, ids: list[str], namespace: str, with_vectors: bool | list[str]) -> list[Any]:
         """The stored records of the images of `namespace` among the public `ids`."""
         check_namespace(namespace)
         wanted = dict.fromkeys(point_id(check_public_id(i), namespace) for i in ids)
@@ -218,16 +218,10 @@ class VectorStore(ABC):
         """The semantic vectors of the images of `namespace` among `ids`, by id (the look-alike
         search rescores its visual candidates by them): only the 50-d vectors are read back, which
         costs a tenth of reading whole images (turning 1280 floats per image into an array)."""
-        check_namespace(namespace)
-        wanted = [check_point_id(i) for i in ids]
-        if not wanted:
-            return {}
-        self._dims_of(IMAGES)
-        records = self._retrieve(IMAGES, wanted, full=True, with_vectors=[SEMANTIC])
         return {
-            str(r.id): np.asarray(r.vector[SEMANTIC], dtype=np.float32)
-            for r in records
-            if namespace_of(r.payload) == namespace and r.vector
+            public_id(r): np.asarray(r.vector[SEMANTIC], dtype=np.float32)
+            for r in self._records(ids, namespace, with_vectors=[SEMANTIC])
+            if r.vector
         }
 
     def list_images(

@@ -223,10 +223,7 @@ def test_progress_bar_redraws_on_a_terminal_and_writes_one_line_elsewhere():
 def test_matches_and_weaker_results_are_split_by_the_servers_count():
     assert output.split_matches(RESULT) == (RESULT.results, [])  # no count sent: all are matches
 
-    class Counted(SearchResult):
-        match_count: int = 1
-
-    counted = Counted(results=list(RESULT.results))
+    counted = SearchResult(results=list(RESULT.results), match_count=1)
     assert output.split_matches(counted) == (RESULT.results[:1], RESULT.results[1:])
 
 

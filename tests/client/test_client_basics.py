@@ -87,7 +87,7 @@ def test_long_ingest_is_split_into_streams_with_global_indexes(indexer):
     seen, sent = [], []
     with ImageSearchClient(addr) as c:
         summary = c.ingest(iter(items), on_result=seen.append, on_sent=sent.append, chunk_items=4)
-    assert servicer.streams == [4, 4, 2]
+    assert sorted(servicer.streams) == [2, 4, 4]  # streams overlap: the server may count them in any order
     assert [r.index for r in summary.results] == list(range(10))
     assert [r.uri for r in seen] == [f"u{i}" for i in range(10)]
     assert len(sent) == 10
