@@ -126,15 +126,7 @@ class ServerProcess:
 
     def metrics(self) -> dict[str, float]:
         """Every Prometheus sample from /metrics, label sets summed per metric name."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=5).read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name_labels, _, value = line.rpartition(" ")
-                name = name_labels.split("{", 1)[0]
-                out[name] = out.get(name, 0.0) + float(value)
-        return out
+        return scrape_metrics(self.metrics_port)
 
     def metric(self, name: str) -> float:
         return self.metrics().get(name, 0.0)
@@ -183,3 +175,15 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.terminate()
+
+
+def scrape_metrics(port: int, host: str = "127.0.0.1") -> dict[str, float]:
+    """Every Prometheus sample a server's /metrics shows, label sets summed per metric name."""
+    text = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, _, value = line.rpartition(" ")
+            name = name_labels.split("{", 1)[0]
+            out[name] = out.get(name, 0.0) + float(value)
+    return out

@@ -11,10 +11,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from imgsearch.app.process import scrape_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCK = os.environ.get("IMGSEARCH_DOCKER_SOCK", "/run/imgsearch-docker.sock")
@@ -146,14 +147,7 @@ def health_status(container: str) -> str:
 
 def metrics(port: int) -> dict[str, float]:
     """Every sample of 127.0.0.1:PORT/metrics, label sets summed per metric name."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name_labels, _, value = line.rpartition(" ")
-            name = name_labels.split("{", 1)[0]
-            out[name] = out.get(name, 0.0) + float(value)
-    return out
+    return scrape_metrics(port)
 
 
 def embedded(port: int) -> float:
