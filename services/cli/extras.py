@@ -11,20 +11,29 @@ import importlib.util
 
 from imgsearch.cli.status import CommandError, ExitStatus
 
-SERVER_COMMANDS = frozenset({"serve", "warmup", "demo", "train", "eval"})
-# import name -> distribution, for the message: one of each group the server extra brings in
-SERVER_MODULES = {
-    "tensorflow": "tensorflow-cpu",
+# import name -> distribution: what serving needs in every server image (the `embedder` and `lite`
+# Docker targets serve without TensorFlow and pyarrow: the CNN runs on LiteRT), and what training
+# adds; the message names the distributions.
+SERVING_MODULES = {
     "qdrant_edge": "qdrant-edge-py",
     "aiohttp": "aiohttp",
     "PIL": "pillow",
-    "pyarrow": "pyarrow",
+    "grpc_reflection": "grpcio-reflection",
 }
+TRAINING_MODULES = {**SERVING_MODULES, "tensorflow": "tensorflow-cpu", "pyarrow": "pyarrow"}
+COMMAND_MODULES = {
+    "serve": SERVING_MODULES,
+    "warmup": SERVING_MODULES,
+    "demo": SERVING_MODULES,
+    "train": TRAINING_MODULES,
+    "eval": TRAINING_MODULES,
+}
+SERVER_COMMANDS = frozenset(COMMAND_MODULES)
 
 
-def missing_server_modules() -> list[str]:
-    """The server extra's distributions this environment lacks."""
-    return [dist for module, dist in SERVER_MODULES.items() if not _found(module)]
+def missing_server_modules(command: str = "train") -> list[str]:
+    """The server extra's distributions `command` needs and this environment lacks."""
+    return [dist for module, dist in COMMAND_MODULES[command].items() if not _found(module)]
 
 
 def _found(module: str) -> bool:
@@ -38,7 +47,7 @@ def require_server_extra(command: str) -> None:
     """CommandError (exit 1) naming the extra when `command` needs it and it is not installed."""
     if command not in SERVER_COMMANDS:
         return
-    missing = missing_server_modules()
+    missing = missing_server_modules(command)
     if missing:
         raise CommandError(
             f"`imgsearch {command}` needs the server install: pip install 'imgsearch[server]' "
