@@ -14,8 +14,10 @@ pools of 20 x a power of 2: `candidate_depth`); their stored semantic vectors ar
 store's `semantic_vectors`: 50 floats each) and each candidate scores the fused cosine, so the
 look-alikes are the visual candidates reordered by meaning (benchmarks/lookalike_latency.py
 measures the cost: reading whole images back, 1280 floats each, took 0.9 ms for 20; a second,
-semantic search 8 ms, its beam being wide for text recall). Scores are in [0, 1] (visual cosines
-of ReLU features are never negative; a negative fused score is 0).
+semantic search 8 ms, its beam being wide for text recall). The store answers the visual search on
+the relevance scale (imgsearch.vectorstore.plan.VISUAL_SCALE); its cosines are read back from it,
+fused, and the fused cosine (a negative one as 0) is put on that same scale, so the order is the
+fused cosines' and the scores mean what every other search's do.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import replace
 import numpy as np
 
 from imgsearch.vectorstore.base import VectorStore
+from imgsearch.vectorstore.plan import VISUAL_SCALE
 from imgsearch.vectorstore.types import Hit, PayloadFilter
 
 SEMANTIC_WEIGHT = 0.4
@@ -73,8 +76,9 @@ def similar(
         found = meaning.get(hit.id)
         if found is None:
             continue  # deleted meanwhile
-        # a visual search's score is the cosine (CNN features are never negative: it is in [0, 1])
-        scored.append(replace(hit, score=fused_score(hit.score, float(_unit(found) @ s), weight)))
+        visual_cosine = VISUAL_SCALE.raw(hit.score) or 0.0  # relevance -> cosine; None: relevance 0
+        fused = fused_score(visual_cosine, float(_unit(found) @ s), weight)
+        scored.append(replace(hit, score=VISUAL_SCALE.relevance(fused)))
     scored.sort(key=lambda h: -h.score)
     if min_score is not None:
         scored = [h for h in scored if h.score >= min_score]
