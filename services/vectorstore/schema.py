@@ -25,8 +25,6 @@ SPARSE_VECTORS: dict[str, tuple[str, ...]] = {IMAGES: (CLASSES, TEXT)}
 # The sparse vectors opened with the engine's IDF modifier: the `text` vector of collections made
 # before `lexical` (unread, kept as it was made until a reindex rebuilds the collection).
 IDF_VECTORS = frozenset({LEGACY_TEXT})
-# Payload keys of the `images` collection (besides user metadata under "metadata").
-IMAGE_PAYLOAD_KEYS = ("uri", "label", "sha256", "width", "height", "ingested_at", "metadata")
 
 # The payload indexes each collection is created with: what filters and word lookups match on.
 # "tenant": a keyword index marked as the tenant (Qdrant's is_tenant), which the engine uses to keep
