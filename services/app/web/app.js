@@ -236,8 +236,16 @@ async function loadMore() {
     if (generation === state.generation) {
       state.busy = false;
       $("more").hidden = state.done;
+      // the observer reports changes only: a page that left the sentinel in reach (few fresh
+      // results, or a scroll while this one loaded) would otherwise never ask for the next
+      if (!state.done && !state.failed && sentinelInReach()) setTimeout(loadMore, 0);
     }
   }
+}
+
+const REACH_PX = 600;  // load the next page this far before the end comes into view
+function sentinelInReach() {
+  return $("sentinel").getBoundingClientRect().top < window.innerHeight + REACH_PX;
 }
 
 function describe(page, ms) {
@@ -570,6 +578,6 @@ window.addEventListener("popstate", route);
 if ("IntersectionObserver" in window) {
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting) && state.count) loadMore();
-  }, { rootMargin: "600px" }).observe($("sentinel"));
+  }, { rootMargin: `${REACH_PX}px` }).observe($("sentinel"));
 }
 route();
