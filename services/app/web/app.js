@@ -236,16 +236,17 @@ async function loadMore() {
     if (generation === state.generation) {
       state.busy = false;
       $("more").hidden = state.done;
-      // the observer reports changes only: a page that left the sentinel in reach (few fresh
-      // results, or a scroll while this one loaded) would otherwise never ask for the next
-      if (!state.done && !state.failed && sentinelInReach()) setTimeout(loadMore, 0);
+      // the observer reports changes it saw at a frame: a page that left the sentinel in reach
+      // (few fresh results, a scroll while this one loaded) would otherwise never ask for the next
+      setTimeout(loadIfInReach, 0);
     }
   }
 }
 
 const REACH_PX = 600;  // load the next page this far before the end comes into view
-function sentinelInReach() {
-  return $("sentinel").getBoundingClientRect().top < window.innerHeight + REACH_PX;
+function loadIfInReach() {
+  if (!state.count || state.busy || state.done || state.failed) return;
+  if ($("sentinel").getBoundingClientRect().top < window.innerHeight + REACH_PX) loadMore();
 }
 
 function describe(page, ms) {
@@ -575,6 +576,10 @@ $("search").addEventListener("submit", (event) => {
 $("home").addEventListener("click", (event) => { event.preventDefault(); state.mode = null; state.labels = []; history.pushState(null, "", "/"); route(); });
 $("more").addEventListener("click", loadMore);
 window.addEventListener("popstate", route);
+// Scrolling asks too: an observer computes intersections only at rendering frames, so a page
+// appended and scrolled past between two frames (a busy machine) left it "intersecting" with no
+// change to report and the next page was never asked for.
+window.addEventListener("scroll", loadIfInReach, { passive: true });
 if ("IntersectionObserver" in window) {
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting) && state.count) loadMore();
