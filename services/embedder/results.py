@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from imgsearch.embedder.channels.sky import entry_kind as sky_kind
 from imgsearch.errors import ServiceError
 from imgsearch.types.embeddings import ClassScores, ModelInfo, TextEmbedding
 
@@ -33,11 +34,13 @@ FACE_ENTRY = 1000  # a face was found (imgsearch.embedder.channels.faces.PERSON)
 
 
 def entry_kind(i: int) -> str:
-    """Which kind of evidence an id of ClassScores is: 'class', 'face' or 'colour'. An image's
-    entries of one kind sum to at most 1."""
+    """Which kind of evidence an id of ClassScores is: 'class', 'face', 'colour', 'sky' or 'stars'
+    (imgsearch.embedder.channels.sky). An image's entries of one kind sum to at most 1."""
     if i < IMAGENET_CLASSES:
         return "class"
-    return "face" if i == FACE_ENTRY else "colour"
+    if i == FACE_ENTRY:
+        return "face"
+    return sky_kind(i) or "colour"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from imgsearch.config.cpus import usable_cpus
 from imgsearch.config.settings import Limits
 from imgsearch.embedder.batching import Batcher
 from imgsearch.embedder.channels.colours import colour_shares
+from imgsearch.embedder.channels.sky import sky_entries
 from imgsearch.embedder.channels.taxonomy import image_classes, with_entries, with_person
 from imgsearch.embedder.results import (
     ClassScores,
@@ -216,7 +217,10 @@ class EmbedderRuntime:
         visual = features / np.maximum(norms, 1e-12)[:, None]
         semantic = self.head.embed(features, logits)
         classes = image_classes(softmax(logits))
-        classes = [with_entries(c, shares) for c, shares in zip(classes, colour_shares(pixels), strict=True)]
+        classes = [
+            with_entries(c, {**shares, **sky})
+            for c, shares, sky in zip(classes, colour_shares(pixels), sky_entries(pixels), strict=True)
+        ]
         BATCH_SIZE.observe(len(pixels))
         IMAGES_EMBEDDED.inc(len(pixels))
         return [

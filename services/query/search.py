@@ -315,7 +315,7 @@ def _search_lexical(
 
 
 def taxonomic_branches(classes: list, weight: float = CLASSES_WEIGHT) -> tuple[Branch, ...]:
-    """The taxonomic channel of a words-only query: the ImageNet classes (and a face, colours) its
+    """The taxonomic channel of a words-only query: the ImageNet classes (and a face, colours, sky) its
     positive words name, weighted as the words. The store scores an image (similarity + `weight` x
     evidence) / (1 + `weight`), the evidence being the image's entries dotted with these; scaled so
     that evidence is at most 1 (an image's entries of one kind sum to at most 1), raw scores stay

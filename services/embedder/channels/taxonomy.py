@@ -8,6 +8,10 @@ bear): the dot product of the two is the probability the CNN gives to what the w
 classes ("ocean", "street") gives an empty vector and the semantic channel alone ranks for it.
 All senses of a word count (a trial on 45 photos found that better than the first one or two).
 
+Sky: a word that names no class and is no colour term, whose first noun sense is at or above a
+synset the sky channel's entries stand for (imgsearch.embedder.channels.sky.ANCHORS: "night",
+"sky", "stars"), asks for those entries.
+
 Colours: a colour term ("red", "black") asks for its entry of imgsearch.embedder.channels.colours, the share
 of the picture in that colour.
 
@@ -27,6 +31,7 @@ import numpy as np
 
 from imgsearch.embedder.channels.colours import colour_id
 from imgsearch.embedder.channels.faces import PERSON
+from imgsearch.embedder.channels.sky import ANCHORS
 from imgsearch.embedder.results import ClassScores
 from imgsearch.embedder.wordspace.class_words import WORDNET_DIR, WordNet, class_names, wordnet_ids
 
@@ -108,6 +113,16 @@ class Taxonomy:
                 self._glossed.setdefault(token, set()).add(c)
         # the first senses of "person" and "people": what a face stands for
         self._people = {self._lemmas[w][0] for w in ("person", "people") if w in self._lemmas}
+        # synset -> the sky channel's entries at or below it (a sky entry's anchors and their ancestors)
+        self._sky: dict[int, set[int]] = {}
+        for entry, anchors in ANCHORS.items():
+            for lemma, sense in anchors:
+                offsets = self._lemmas.get(lemma, ())
+                if len(offsets) < sense:
+                    continue
+                anchor = offsets[sense - 1]
+                for offset in (anchor, *(a for a, _ in self.wordnet.ancestors(anchor, depth=30))):
+                    self._sky.setdefault(offset, set()).add(entry)
 
     @classmethod
     def load(cls, root: Path | None = None) -> Taxonomy | None:
@@ -134,6 +149,8 @@ class Taxonomy:
             out |= self._below.get(offset, set())
         if senses and not out and self._is_people(senses[0]):  # objects win: "controller"
             out.add(PERSON)
+        if senses and not out and colour_id(word) is None:  # "night", "sky", "stars" (not "blue")
+            out |= self._sky.get(senses[0], set())
         if senses and not out and self._is_scene(senses[0]):
             for base in (word.lower(), *self._bases(word.lower())):
                 out |= self._glossed.get(base, set())
