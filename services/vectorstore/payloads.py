@@ -17,7 +17,8 @@ META_KV = "_meta_kv"
 PUBLIC_ID = "_id"
 # Keys only the store writes: never taken from a caller's payload, never shown to one.
 _STORE_KEYS = (META_KV, PUBLIC_ID)
-# The indexer's WebP thumbnail (base64 text); left out of search results, read by id (thumbnails()).
+# The indexer's JPEG thumbnail (base64 text; WebP in stores made before 2026-12-04); left out of
+# search results, read by id (thumbnails()).
 THUMBNAIL = "thumbnail"
 LABEL = "label"
 WORD = "word"
