@@ -1,6 +1,6 @@
 """SimilarImages' latency at scale: the look-alike fusion (imgsearch.query.lookalike: a visual
-candidate search, then the candidates' semantic vectors read back) against the plain visual search
-it replaced.
+candidate search that returns the candidates' semantic vectors, and their classes when the query
+shows a face, then the fused score) against the plain visual search it replaced.
 
 Run: `python -m benchmarks.lookalike_latency [--images N]` (default 100,000; not in benchmarks.run).
 The store is an embedded Qdrant Edge in a scratch folder holding N synthetic images shaped as the
@@ -8,8 +8,8 @@ query benchmark makes them (a non-negative 1280-d visual vector near one of 1,00
 a 50-d semantic vector near its cluster's, a class vector of 10 classes, 3 colours and in one
 image of ten a face), built once and cached under benchmarks/results/cache/
 (`--quick`: a scratch store); queries are stored images by id, through the product's
-`similar_images`, the two variants alternating query by query. Goal (issue 21): fused p50 <= 1.2x
-plain.
+`similar_images`, both variants run once on every query first (the page cache), then alternating
+query by query. Goal (issue 21): fused p50 <= 1.2x plain.
 """
 
 from __future__ import annotations
