@@ -10,9 +10,14 @@ the match threshold is the raw score where counting the results at or above it a
 best with the judgements (highest F1): plan.TEXT_SCALE maps it to relevance 0.5. (A logistic
 regression of the judgements on the raw score puts the point where a result is as likely relevant as
 not higher, where half the queries keep no match; it is printed too.) Look-alikes: every pair of
-photos by visual cosine, relevant when some one-word query judges both relevant (the two dog photos, the
-five fish, ...), as plan.VISUAL_SCALE. The cutoff is then scored as the product applies it: precision and
-recall of the results at or above 0.5, and matches per query against the judged relevant photos.
+photos, relevant when some one-word query judges both relevant (the two dog photos, the five fish,
+...), by the fused look-alike cosine of `similar` (plan.LOOKALIKE_SCALE) and by the visual cosine of
+a plain visual search (plan.VISUAL_SCALE: diverse look-alikes). The cutoff is then scored as the
+product applies it: precision and recall of the results at or above 0.5, and matches per query
+against the judged relevant photos. For comparison only, the look-alikes are also scored against
+the judged look-alike groups (quality/lookalikes.json: the 22 grouped photos as queries, their
+group mates relevant); those leave out the photos that look like no other, so they are not used
+to set the threshold.
 """
 
 from __future__ import annotations
@@ -67,11 +72,13 @@ def measure() -> dict:
     from imgsearch.embedder.runtime import EmbedderRuntime
     from imgsearch.query.search import ImageSource, Page, search_text, similar_images
     from imgsearch.vectorstore import plan
+    from imgsearch.vectorstore.schema import VISUAL
+    from imgsearch.vectorstore.types import PayloadFilter
 
     qs = load_query_set()
     runtime = EmbedderRuntime.load(Settings.from_env())
     text_rows: list[tuple[str, float, bool]] = []
-    visual_rows: list[tuple[str, float, bool]] = []
+    rows: dict[str, list[tuple[str, float, bool]]] = {"lookalike": [], "visual": [], "groups": []}
     try:
         with tempfile.TemporaryDirectory(prefix="relevance-") as scratch:
             settings = replace(Settings.from_env(), data_dir=Path(scratch))
@@ -87,18 +94,27 @@ def measure() -> dict:
                 for q in qs.queries:
                     if q["kind"] == "word":
                         alike |= {frozenset(p) for p in itertools.combinations(q["relevant"], 2)}
+                group_of = {p: members for members in qs.groups.values() for p in members}
                 for id_, pid in ids.items():
-                    hits = similar_images(
-                        runtime, store, ImageSource(id=id_), Page(k=n - 1), None, settings.limits
+                    source = ImageSource(id=id_)
+                    fused = similar_images(runtime, store, source, Page(k=n - 1), None, settings.limits)
+                    for h in fused:
+                        raw = _raw(plan.LOOKALIKE_SCALE, h.score)
+                        rows["lookalike"].append((pid, float(raw), frozenset((pid, ids[h.id])) in alike))
+                        if pid in group_of:
+                            rows["groups"].append((pid, float(raw), ids[h.id] in group_of[pid]))
+                    point = store.get_image(id_)
+                    plain = store.search_images(
+                        point.visual, VISUAL, n - 1, PayloadFilter(exclude_ids=(id_,))
                     )
-                    for h in hits:
+                    for h in plain:
                         raw = _raw(plan.VISUAL_SCALE, h.score)
-                        visual_rows.append((pid, float(raw), frozenset((pid, ids[h.id])) in alike))
+                        rows["visual"].append((pid, float(raw), frozenset((pid, ids[h.id])) in alike))
             finally:
                 store.close()
     finally:
         runtime.close()
-    return {"text": text_rows, "visual": visual_rows}
+    return {"text": text_rows, **rows}
 
 
 def best_threshold(rows: list[tuple[str, float, bool]]) -> tuple[float, float]:
@@ -118,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     from imgsearch.vectorstore import plan
 
     measured = measure()
-    for kind, scale in (("text", plan.TEXT_SCALE), ("visual", plan.VISUAL_SCALE)):
+    scales = (
+        ("text", plan.TEXT_SCALE),
+        ("lookalike", plan.LOOKALIKE_SCALE),
+        ("visual", plan.VISUAL_SCALE),
+        ("groups", plan.LOOKALIKE_SCALE),  # judged look-alike groups: for comparison only
+    )
+    for kind, scale in scales:
         rows = measured[kind]
         x = np.array([r[1] for r in rows])
         y = np.array([float(r[2]) for r in rows])

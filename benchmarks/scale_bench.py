@@ -484,7 +484,8 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray 
 def exact_lookalikes(data: Dataset, picks: list[int], rows: np.ndarray | None) -> np.ndarray:
     """What SimilarImages by id answers from an exact visual search: the exact visual candidates
     (imgsearch.query.lookalike.candidate_depth of them) reordered by the fused look-alike score,
-    the k best; so the recall measures the index, not the fusion."""
+    the k best (these images carry no class vector, so no face: the kind cosine is the semantic
+    one); so the recall measures the index, not the fusion."""
     from imgsearch.query.lookalike import SEMANTIC_WEIGHT, candidate_depth
 
     queries = np.asarray(data.visual[picks], np.float32)

@@ -340,18 +340,18 @@ def taxonomic_branches(classes: list, weight: float = CLASSES_WEIGHT) -> tuple[B
 
 
 def _image_vectors(embedder: Embedder, store: VectorStore, source: ImageSource):
-    """(visual, semantic) of stored or given image."""
+    """(visual, semantic, classes) of stored or given image (classes: None where not known)."""
     if source.id:
         point = store.get_image(check_point_id(source.id))
         if point is None:
             raise NotFound(f"no image with id {source.id}")
-        return point.visual, point.semantic
+        return point.visual, point.semantic, point.classes
     if not source.image:
         raise InvalidArgument("give an image (bytes) or the id of a stored image")
     (outcome,) = embedder.embed_images([source.image])
     if isinstance(outcome, ServiceError):
         raise outcome
-    return outcome.visual, outcome.semantic
+    return outcome.visual, outcome.semantic, outcome.classes
 
 
 def similar_images(
@@ -371,13 +371,16 @@ def similar_images(
     if not isinstance(page, Page):
         page = Page(k=page)
     k = check_page(page, limits)
-    visual, semantic = _image_vectors(embedder, store, source)
+    visual, semantic, classes = _image_vectors(embedder, store, source)
     if source.id and not include_self:
         flt = flt or PayloadFilter()
         flt = replace(flt, exclude_ids=(*flt.exclude_ids, source.id))
     if page.mmr_lambda is not None:
         return _search(store, visual, VISUAL, flt, page, limits)
-    return lookalike.similar(store, visual, semantic, k, page.offset, flt, page.min_score, limits.max_k)
+    face = lookalike.face_of(classes)
+    return lookalike.similar(
+        store, visual, semantic, k, page.offset, flt, page.min_score, limits.max_k, face=face
+    )
 
 
 def _need_words(store: VectorStore) -> None:

@@ -214,16 +214,6 @@ class VectorStore(ABC):
         by_id = {public_id(r): r for r in self._records(list(wanted), namespace, with_vectors)}
         return [record_to_point(by_id[i], with_vectors) for i in wanted if i in by_id]
 
-    def semantic_vectors(self, ids: list[str], namespace: str = DEFAULT_NAMESPACE) -> dict[str, np.ndarray]:
-        """The semantic vectors of the images of `namespace` among `ids`, by id (the look-alike
-        search rescores its visual candidates by them): only the 50-d vectors are read back, which
-        costs a tenth of reading whole images (turning 1280 floats per image into an array)."""
-        return {
-            public_id(r): np.asarray(r.vector[SEMANTIC], dtype=np.float32)
-            for r in self._records(ids, namespace, with_vectors=[SEMANTIC])
-            if r.vector
-        }
-
     def list_images(
         self,
         flt: PayloadFilter | None = None,
@@ -341,6 +331,7 @@ class VectorStore(ABC):
                 id=public_id(p),
                 score=scale.relevance(float(p.score)),
                 payload=payloads.from_stored(p.payload),
+                vectors=_hit_vectors(p.vector) if ranking.vectors else {},
             )
             for p in self._scoped_query(ranking, using, k, match, namespace)
             if p.score > 0 or not isinstance(ranking.vector, SparseVector)
@@ -405,6 +396,7 @@ class VectorStore(ABC):
         weight: float = 1.0,
         lexical: SparseVector | None = None,
         lexical_weight: float = LEXICAL_WEIGHT,
+        with_vectors: tuple[str, ...] = (),
     ) -> list[Hit]:
         """The k nearest images of `namespace` by the named vector, best first, after skipping `offset`.
 
@@ -426,10 +418,17 @@ class VectorStore(ABC):
         saturation of the query's words in its text (0 without any: s unchanged); with fused
         rankings the lexical ranking is fused as one more. Left out with `mmr_lambda`, when empty,
         and in a collection made before the `lexical` vector.
+        with_vectors: the named vectors (visual, semantic, classes) each hit carries back in
+        `Hit.vectors` (dense ones as sequences of floats), read in the same request; `classes` is
+        left out in a collection made before it.
         """
         dims = self._dims_of(IMAGES)
         if using not in (VISUAL, SEMANTIC):
             raise InvalidArgument(f"unknown vector {using!r}; use 'visual' or 'semantic'")
+        if unknown := [v for v in with_vectors if v not in (VISUAL, SEMANTIC, CLASSES)]:
+            raise InvalidArgument(f"unknown vector(s) {unknown}; hits carry visual, semantic or classes")
+        if CLASSES in with_vectors and not self.has_classes():
+            with_vectors = tuple(v for v in with_vectors if v != CLASSES)
         k = check_page(k, offset, min_score)
         if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
             raise InvalidArgument(f"the diversity lambda must be between 0 and 1, got {mmr_lambda}")
@@ -474,6 +473,7 @@ class VectorStore(ABC):
             fused=branches,
             bonus=bonus,
             lexical=lexical_bonus,
+            vectors=tuple(dict.fromkeys(with_vectors)),
         )
         return self._relevant(ranking, using, k, match_of(flt), namespace, min_score)
 
@@ -772,7 +772,6 @@ class NamespaceView:
             "facet_images",
             "get_image",
             "get_images",
-            "semantic_vectors",
             "list_images",
             "thumbnails",
             "count_images",
@@ -790,6 +789,16 @@ class NamespaceView:
         if name in self.NAMESPACED:
             return functools.partial(attr, namespace=self.namespace)
         return attr
+
+
+def _hit_vectors(stored: Any) -> dict[str, Any]:
+    """A scored point's returned vectors: dense ones as the engine gives them (a sequence of floats:
+    a caller that stacks many converts them at once), sparse ones (the engine's class) as
+    SparseVector."""
+    return {
+        name: SparseVector(tuple(v.indices), tuple(v.values)) if hasattr(v, "indices") else v
+        for name, v in (stored or {}).items()
+    }
 
 
 def _fmt(dims: dict[str, int] | None) -> str:

@@ -291,6 +291,7 @@ class EdgeStore(VectorStore):
             filter=flt,
             score_threshold=p.threshold,
             with_payload=_WITHOUT_THUMBNAIL,
+            with_vector=list(p.vectors) or None,
             params=self._params_for(p.params),
         )
 

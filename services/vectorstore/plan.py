@@ -78,11 +78,16 @@ class Scale:
 # relevant as not: a logistic regression of the judgements puts that at 0.68, where half the
 # queries would keep no match.
 TEXT_SCALE = Scale(threshold=0.57)
-# Look-alikes (visual cosine): the same on the benchmark's photo pairs judged relevant to one same
-# word query (the two dog photos, the five fish, ...): threshold cosine 0.33 (F1 0.29, precision 0.38,
-# recall 0.23: the CNN features' look-alikes are weak, issue 21.2). A change of the visual features
-# (reindex) needs it measured again.
+# Plain visual searches (visual cosine: diverse look-alikes, by the CNN features alone): the same on
+# the benchmark's photo pairs judged relevant to one same word query (the two dog photos, the five
+# fish, ...): threshold cosine 0.33 (F1 0.29, precision 0.38, recall 0.23: the CNN features'
+# look-alikes are weak, issue 21.2). A change of the visual features (reindex) needs it measured again.
 VISUAL_SCALE = Scale(threshold=0.33)
+# Look-alikes (imgsearch.query.lookalike: the fused cosine of the visual and the kind vectors, which
+# SimilarImages returns without diverse results): the same pairs, threshold 0.31 (F1 0.49, precision
+# 0.35, recall 0.78, 8.6 matches a photo for 3.9 judged relevant; F1 0.47 to 0.49 from 0.30 to 0.35).
+# A change of the fusion or of the features needs it measured again.
+LOOKALIKE_SCALE = Scale(threshold=0.31)
 # Lexical search: the mean BM25 saturation of the query's words is already in [0, 1) (lexical.py):
 # a word once in a one-word label scores 0.71, in a label and caption of six tokens 0.51, of eight
 # 0.45; one of two words half that.
@@ -150,6 +155,9 @@ class Ranking:
     # `candidates` best of each: a match lifts s toward 1 (by the share bm25 of the gap), never past
     # it, and s stays as it was without one. Fused rankings take it as one more ranking instead.
     lexical: Bonus | None = None
+    # The named vectors each hit carries back (the look-alike search reads its candidates' semantic
+    # vectors and classes with them, in the same request).
+    vectors: tuple[str, ...] = ()
 
 
 # -- the plan's parts ------------------------------------------------------------------------------
@@ -232,7 +240,7 @@ class Diverse:
 class Plan:
     """One request: `query` over the `prefetches` (or the whole collection), `limit` points after
     `offset`, none scoring below `threshold`; `params` names the vector whose search parameters
-    the request carries."""
+    the request carries; each point comes back with its `vectors` (named vectors; none: without)."""
 
     query: Nearest | Formula | Fusion | Diverse
     prefetches: tuple[Candidates, ...]
@@ -240,6 +248,7 @@ class Plan:
     offset: int
     threshold: float | None
     params: str | None
+    vectors: tuple[str, ...] = ()
 
 
 def build(ranking: Ranking, using: str | None, limit: int) -> Plan:
@@ -276,7 +285,7 @@ def build(ranking: Ranking, using: str | None, limit: int) -> Plan:
         if ranking.negatives:  # MMR picks among the candidates nearer the query than any negative
             prefetches.append(Candidates(first, n, threshold=0.0))
         query = Diverse(ranking.vector, using, ranking.mmr_lambda, n)
-    return Plan(query, tuple(prefetches), limit, ranking.offset, ranking.min_score, using)
+    return Plan(query, tuple(prefetches), limit, ranking.offset, ranking.min_score, using, ranking.vectors)
 
 
 def scale_of(ranking: Ranking, using: str | None) -> Scale:

@@ -223,6 +223,7 @@ class RemoteStore(VectorStore):
             score_threshold=p.threshold,
             search_params=self._params_for(p.params),
             with_payload=models.PayloadSelectorExclude(exclude=[THUMBNAIL]),
+            with_vectors=list(p.vectors) or False,
         )
         return response.points
 

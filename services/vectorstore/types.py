@@ -30,11 +30,13 @@ class ImagePoint:
 @dataclass(frozen=True)
 class Hit:
     """A search result: its relevance `score` in [0, 1] (plan.Scale; higher is closer) and the stored
-    payload."""
+    payload; `vectors`: the named vectors the search was asked to return, by name (a dense one as
+    a sequence of floats, `classes` as a SparseVector)."""
 
     id: str
     score: float
     payload: dict[str, Any]
+    vectors: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from imgsearch.config.settings import Limits
@@ -162,6 +163,25 @@ def test_similar_images_scores_are_the_fused_look_alike_score(runtime, store):
     assert lookalike.fused_score(1.0, 1.0) == pytest.approx(1.0)
     assert lookalike.fused_score(0.2, -1.0) == 0.0  # never below 0
     assert lookalike.fused_score(0.5, 0.5) == pytest.approx(0.5)
+
+
+def test_a_face_is_one_more_dimension_of_kind_when_the_query_shows_one():
+    """Two portraits share no ImageNet class: with faces they are alike by kind, (semantic + 1) / 2;
+    a query without a face compares semantic vectors alone."""
+    from imgsearch.embedder.results import FACE_ENTRY
+    from imgsearch.query import lookalike
+    from imgsearch.types.embeddings import ClassScores
+    from imgsearch.vectorstore.engine import SparseVector
+
+    assert lookalike.face_of(SparseVector((3, FACE_ENTRY, FACE_ENTRY + 2), (0.4, 1.0, 0.2))) == 1.0
+    assert lookalike.face_of(ClassScores((FACE_ENTRY,), (1.0,))) == 1.0
+    assert lookalike.face_of(SparseVector((3,), (0.4,))) == lookalike.face_of(None) == 0.0
+    query = np.array([1.0, 0.0])
+    others = np.array([[0.0, 2.0], [0.0, 1.0]])  # orthogonal in meaning; rows need not be unit
+    faces = np.array([1.0, 0.0])
+    np.testing.assert_allclose(lookalike.kind_cosines(query, 1.0, others, faces), [0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(lookalike.kind_cosines(query, 0.0, others, faces), [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(lookalike.kind_cosines(query, 1.0, [[3.0, 0.0]], [1.0]), [1.0], atol=1e-6)
 
 
 def test_without_wordnet_tags_are_the_nearest_words_that_are_not_stop_words(runtime, tmp_path, caplog):

@@ -4,6 +4,7 @@ RemoteStore over qdrant-client's local mode)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ import qdrant_edge as qe
 from imgsearch.errors import InvalidArgument
 from imgsearch.vectorstore import IMAGES, SEMANTIC, ImagePoint, PayloadFilter, VectorStore, payloads
 from imgsearch.vectorstore.edge import EdgeStore
-from imgsearch.vectorstore.engine import Row
+from imgsearch.vectorstore.engine import Row, SparseVector
 from imgsearch.vectorstore.ids import content_id_of, legacy_content_id, point_id
+from imgsearch.vectorstore.schema import CLASSES, VISUAL
 
 VIS, SEM, WORD = 16, 8, 8
 
@@ -32,16 +34,25 @@ def _points(n: int, namespace: str = "", label: str = "x", seed: int = 0) -> lis
     ]
 
 
-def test_semantic_vectors_are_read_back_by_id_in_the_namespace_only(store: VectorStore):
-    """What the look-alike search rescores its candidates by: the stored semantic vectors alone."""
+def test_hits_carry_the_vectors_asked_for_in_the_same_search(store: VectorStore):
+    """What the look-alike search rescores its candidates by: their semantic vectors and classes,
+    read back by the visual search itself, in the caller's namespace only."""
     default, a = _points(3), _points(2, "a", seed=1)
+    classes = SparseVector((3, 1000), (0.5, 1.0))
+    default[0] = replace(default[0], classes=classes)
     store.upsert_images(default + a)
-    found = store.semantic_vectors([default[0].id, a[0].id, str(uuid.uuid4())])
-    assert set(found) == {default[0].id}
+    hits = store.search_images(default[0].visual, VISUAL, 5, with_vectors=(SEMANTIC, CLASSES))
+    assert {h.id for h in hits} == {p.id for p in default}
+    first = next(h for h in hits if h.id == default[0].id)
     unit = default[0].semantic / np.linalg.norm(default[0].semantic)
-    np.testing.assert_allclose(found[default[0].id], unit, atol=1e-6)
-    assert set(store.in_namespace("a").semantic_vectors([p.id for p in a])) == {p.id for p in a}
-    assert store.semantic_vectors([]) == {}
+    np.testing.assert_allclose(np.asarray(first.vectors[SEMANTIC]), unit, atol=1e-6)
+    assert first.vectors[CLASSES] == classes
+    assert all(set(h.vectors) <= {SEMANTIC, CLASSES} and SEMANTIC in h.vectors for h in hits)
+    assert store.search_images(default[0].visual, VISUAL, 5)[0].vectors == {}  # none unless asked
+    found = store.in_namespace("a").search_images(a[0].visual, VISUAL, 5, with_vectors=(SEMANTIC,))
+    assert {h.id for h in found} == {p.id for p in a} and all(set(h.vectors) == {SEMANTIC} for h in found)
+    with pytest.raises(InvalidArgument):
+        store.search_images(default[0].visual, VISUAL, 5, with_vectors=("words",))
 
 
 def test_each_call_sees_only_its_namespace(store: VectorStore):

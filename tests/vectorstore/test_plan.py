@@ -9,6 +9,7 @@ from imgsearch.vectorstore import plan
 from imgsearch.vectorstore.engine import SparseVector
 from imgsearch.vectorstore.plan import (
     LEXICAL_SCALE,
+    LOOKALIKE_SCALE,
     TEXT_SCALE,
     VISUAL_SCALE,
     Bonus,
@@ -22,7 +23,9 @@ V = np.ones(4, dtype=np.float32)
 WORDS = SparseVector((1, 2), (0.5, 0.5))
 
 
-@pytest.mark.parametrize("scale", [TEXT_SCALE, VISUAL_SCALE, LEXICAL_SCALE, fused_scale((1.0, 3.0))])
+@pytest.mark.parametrize(
+    "scale", [TEXT_SCALE, VISUAL_SCALE, LOOKALIKE_SCALE, LEXICAL_SCALE, fused_scale((1.0, 3.0))]
+)
 def test_a_scale_is_monotone_onto_0_1_and_its_floor_maps_back(scale):
     raws = np.linspace(scale.low - 0.5, scale.high + 0.5, 201)
     relevances = [scale.relevance(float(r)) for r in raws]
@@ -66,3 +69,11 @@ def test_the_plan_of_each_ranking():
     diverse = plan.build(Ranking(V, negatives=(V,), mmr_lambda=0.5, candidates=40), "visual", 5)
     assert isinstance(diverse.query, plan.Diverse) and diverse.query.lambda_ == 0.5
     assert [c.threshold for c in diverse.prefetches] == [0.0]  # among those nearer than a negative
+
+
+def test_the_vectors_a_ranking_asks_back_reach_its_plan():
+    assert plan.build(Ranking(V, vectors=("semantic", "classes")), "visual", 5).vectors == (
+        "semantic",
+        "classes",
+    )
+    assert plan.build(Ranking(V), "visual", 5).vectors == ()
