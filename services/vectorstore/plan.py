@@ -73,10 +73,10 @@ class Scale:
 
 # Text searches (semantic similarity, with the taxonomic bonus and the lexical lift: raw in [-1, 1]):
 # the threshold raw 0.57 has the best F1 on the quality benchmark (50 queries x 44 photos: precision
-# 0.59, recall 0.64, 2.46 matches a query for 2.28 judged relevant; without a cutoff every query
-# returned all 44; 12 queries keep no match, docs/scores.md). A result there is not yet as likely
-# relevant as not: a logistic regression of the judgements puts that at 0.68, where half the
-# queries would keep no match.
+# 0.69, recall 0.61, 2.04 matches a query for 2.28 judged relevant; without a cutoff every query
+# returned all 44; 14 queries keep no match, docs/scores.md). A result there is not yet as likely
+# relevant as not: a logistic regression of the judgements puts that at 0.64, where 19 queries
+# would keep no match.
 TEXT_SCALE = Scale(threshold=0.57)
 # Plain visual searches (visual cosine: diverse look-alikes, by the CNN features alone): the same on
 # the benchmark's photo pairs judged relevant to one same word query (the two dog photos, the five
