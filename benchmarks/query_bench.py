@@ -152,8 +152,11 @@ def cached_store(words, n: int, cache_root: Path | None) -> tuple[Path, dict[str
 
 
 def query_words(words, count: int, seed: int = 1) -> list[str]:
-    """Real, plain words (ranks 100 to 20,000), sampled: what a user might type."""
-    plain = [w for w in words.words[100:20_000] if re.fullmatch(r"[a-z]{3,}", w)]
+    """Real, plain words (ranks 100 to 20,000), sampled: what a user might type (not the words a
+    query ignores, imgsearch.query.stopwords: a query of one is refused)."""
+    from imgsearch.query.stopwords import STOP_WORDS
+
+    plain = [w for w in words.words[100:20_000] if re.fullmatch(r"[a-z]{3,}", w) and w not in STOP_WORDS]
     rng = np.random.default_rng(seed)
     return [plain[i] for i in rng.integers(0, len(plain), size=count)]
 
