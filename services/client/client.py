@@ -216,8 +216,8 @@ class ImageSearchClient:
             min_score: drop results scoring below it.
             diverse: ask for varied results (maximal marginal relevance, lambda 0..1; 0.5 usual).
             namespace: the namespace to use (None: the client's).
-            with_thumbnails: each hit carries the server's WebP thumbnail (while the reply's size
-                budget allows; the others come without one).
+            with_thumbnails: each hit carries the server's thumbnail, JPEG (WebP if stored before
+                2026-12-04), while the reply's size budget allows; the others come without one.
             mode: "hybrid", "semantic" or "lexical" (None: the server's default).
         """
         request = query_pb2.SearchTextRequest(
@@ -265,8 +265,8 @@ class ImageSearchClient:
             diverse: ask for varied results (maximal marginal relevance, lambda 0..1; 0.5 usual).
             include_self: keep the stored image `id` among its own results.
             namespace: the namespace to use (None: the client's).
-            with_thumbnails: each hit carries the server's WebP thumbnail (while the reply's size
-                budget allows; the others come without one).
+            with_thumbnails: each hit carries the server's thumbnail, JPEG (WebP if stored before
+                2026-12-04), while the reply's size budget allows; the others come without one.
         """
         _one_source(image, id)
         request = query_pb2.SimilarImagesRequest(

@@ -35,7 +35,7 @@ class ImageResult:
     uri: str = ""
     label: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
-    thumbnail: bytes = b""  # the server's WebP thumbnail, when asked for (with_thumbnails=True)
+    thumbnail: bytes = b""  # the server's thumbnail (JPEG or WebP), when asked for (with_thumbnails=True)
 
 
 @dataclass(frozen=True)
