@@ -78,9 +78,11 @@ def _emit_images(
         output.write_json(output.images_json(result), out)
     else:
         matches, weaker = output.split_matches(result)
-        shown = result.results if getattr(args, "all", False) else matches
-        if shown or not weaker:
-            out.write(output.images_table(shown, 1 + (getattr(args, "offset", 0) or 0)))
+        first = 1 + (getattr(args, "offset", 0) or 0)
+        if getattr(args, "all", False):
+            out.write(output.divided_table(result, first))
+        elif matches or not weaker:
+            out.write(output.images_table(matches, first))
         if weaker and not getattr(args, "all", False):
             none = "no good matches; " if not matches else ""
             err.write(f"{none}{len(weaker)} weaker results hidden (--all shows them)\n")

@@ -113,7 +113,7 @@ class Walkthrough:
 
         def run() -> None:
             result = self.client.similar(image=photo.path.read_bytes(), k=self.k)
-            self.out.write(output.images_table(result.results))
+            self.out.write(output.divided_table(result))
             self.gallery.add_images(title, result, query_image=photo.path)
 
         self._step(title, run)
@@ -146,7 +146,7 @@ class Walkthrough:
 
         def run() -> None:
             result = self.client.search(text, k=self.k)
-            self.out.write(output.images_table(result.results))
+            self.out.write(output.divided_table(result))
             if result.unknown_terms:
                 self.out.write(f"(unknown words: {', '.join(result.unknown_terms)})\n")
             self.gallery.add_images(title, result)

@@ -124,6 +124,21 @@ def split_matches(result: SearchResult) -> tuple[list[ImageResult], list[ImageRe
     return list(result.results[:count]), list(result.results[count:])
 
 
+WEAKER_DIVIDER = "·· weaker results (below the server's relevance threshold) ··"
+
+
+def divided_table(result: SearchResult, first: int = 1) -> str:
+    """Every result in one table, a divider line after the matches (the page's "weaker results"
+    divider): for `--all` and the demo, which show the weaker results too."""
+    matches, weaker = split_matches(result)
+    table = images_table(result.results, first)
+    if not weaker:
+        return table
+    lines = table.splitlines(keepends=True)
+    cut = 2 + len(matches)  # the header and its underline, then the matches
+    return "".join(lines[:cut] + [WEAKER_DIVIDER + "\n"] + lines[cut:])
+
+
 def images_table(results: Sequence[ImageResult], first: int = 1) -> str:
     """#, score, label, uri (shortened), id; a metadata column only when some result has metadata.
     Rows are numbered from `first` (1 + --offset: the rank among all results)."""

@@ -227,6 +227,16 @@ def test_matches_and_weaker_results_are_split_by_the_servers_count():
     assert output.split_matches(counted) == (RESULT.results[:1], RESULT.results[1:])
 
 
+def test_weaker_results_come_after_a_divider_line_in_one_table():
+    counted = SearchResult(results=list(RESULT.results), match_count=1)
+    lines = output.divided_table(counted).splitlines()
+    assert lines[3] == output.WEAKER_DIVIDER  # header, underline, the one match, then the divider
+    assert [line.split()[0] for line in lines[2:3] + lines[4:]] == ["1", "2"]
+    assert output.divided_table(RESULT) == output.images_table(RESULT.results)  # all matches: no line
+    nothing = SearchResult(results=list(RESULT.results), match_count=0)
+    assert output.divided_table(nothing).splitlines()[2] == output.WEAKER_DIVIDER
+
+
 def test_rows_are_numbered_from_the_first_rank_shown():
     lines = output.images_table(RESULT.results, 11).splitlines()
     assert [line.split()[0] for line in lines[2:]] == ["11", "12"]

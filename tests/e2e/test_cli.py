@@ -8,6 +8,7 @@ import json
 import pytest
 
 from imgsearch.cli.main import Environment, ExitStatus, main
+from imgsearch.cli.output import WEAKER_DIVIDER
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +89,26 @@ def test_tags_words_similar_and_table(server, ingested, folder, tmp_path):
     assert code == 0 and "black_cat.jpg" in out.splitlines()[2]  # the table's first row is the photo itself
     page = html.read_text()
     assert "<img" in page and "data:image/" in page
+
+
+def test_weaker_results_are_hidden_unless_asked_for_and_then_divided(server, ingested):
+    """`search` shows the matches and says how many weaker results it hid; `--all` shows them
+    below a divider line, in one table numbered on."""
+    doc = json.loads(
+        run(server, "search", "fish", "-k", "20", "--label", "sea", "--label", "pets", "--json")[1]
+    )
+    matches, total = doc["match_count"], len(doc["results"])
+    assert 0 < matches < total  # two fish match "fish", the cat and the puppy do not
+    code, out, err = run(server, "search", "fish", "-k", "20", "--label", "sea", "--label", "pets")
+    assert code == 0 and len(out.splitlines()) == 2 + matches
+    assert f"{total - matches} weaker results hidden" in err
+    code, out, err = run(server, "search", "fish", "-k", "20", "--label", "sea", "--label", "pets", "--all")
+    lines = out.splitlines()
+    assert code == 0 and lines[2 + matches] == WEAKER_DIVIDER and len(lines) == 3 + total
+    assert [line.split()[0] for line in lines[2:] if line != WEAKER_DIVIDER] == [
+        str(i) for i in range(1, total + 1)
+    ]
+    assert "hidden" not in err
 
 
 def test_delete_and_stats(server, ingested, folder):
