@@ -44,7 +44,7 @@ def colour_shares(pixels: np.ndarray) -> list[dict[int, float]]:
     low = np.minimum(np.minimum(r, g), b)
     chroma = value - low
     saturation = np.where(value > 0, chroma / np.maximum(value, 1e-6), 0.0)
-    hue = _hue(rgb, value, chroma)
+    hue = hue_degrees(rgb, value, chroma)
     black = value < DARK
     pale = ~black & (saturation < PALE)
     masks = {"black": black, "white": pale & (value >= BRIGHT), "grey": pale & (value < BRIGHT)}
@@ -64,7 +64,7 @@ def colour_shares(pixels: np.ndarray) -> list[dict[int, float]]:
     ]
 
 
-def _hue(rgb: np.ndarray, value: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+def hue_degrees(rgb: np.ndarray, value: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     """Hue in degrees [0, 360) (0 where the pixel has no chroma)."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     c = np.maximum(chroma, 1e-6)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgsearch.embedder.channels.colours import COLOUR_BASE, COLOURS, _hue
+from imgsearch.embedder.channels.colours import COLOUR_BASE, COLOURS, hue_degrees
 
 SKY_BASE = COLOUR_BASE + len(COLOURS)  # 1012: after ImageNet, faces.PERSON and the colours
 NIGHT_SKY = SKY_BASE
@@ -79,7 +79,7 @@ def sky_entries(pixels: np.ndarray) -> list[dict[int, float]]:
     value = mean.max(axis=3)
     chroma = value - mean.min(axis=3)
     saturation = np.where(value > 0, chroma / np.maximum(value, 1e-6), 0.0)
-    hue = _hue(mean, value, chroma)
+    hue = hue_degrees(mean, value, chroma)
     # each block's brightest channel value, against the largest channel of its mean colour
     peak = bands.max(axis=2).reshape(n, rows, cols, BLOCK * 3).max(axis=3).astype(np.float32) / 255.0
     step = _largest_step(luma)
