@@ -16,7 +16,7 @@ from imgsearch.embedder.images import decode_image
 
 cv2 = pytest.importorskip("cv2")
 
-from imgsearch.embedder.channels.faces import FaceDetector, could_hold_face  # noqa: E402
+from imgsearch.embedder.channels.faces import FaceDetector, could_hold_face, face_region  # noqa: E402
 
 SKIN = (205, 150, 125)  # RGB: Cr 150, Cb 108, inside the YCrCb skin box
 BLUE = (40, 90, 200)
@@ -80,6 +80,23 @@ def test_grey_pictures_are_always_searched():
     )
     # a few coloured pixels do not make a black-and-white photo a colour one
     assert could_hold_face(_picture((90, 90, 90), patch=40, colour=BLUE))
+
+
+def test_a_face_anywhere_in_a_colour_picture_is_found_in_the_searched_box(detector, portraits):
+    """The cascade searches only the box around the skin patches: a portrait shrunk into any corner
+    of a blue or green picture is still found, and the box is well short of the whole picture (the
+    astronaut's face is too small to be found at that size, searched box or not)."""
+    for name, pixels in [("grace_hopper", portraits["grace_hopper"])]:
+        small = cv2.resize(pixels, (150, 150), interpolation=cv2.INTER_AREA)
+        for background in (BLUE, (30, 120, 40)):
+            for top, left in ((0, 0), (0, 74), (74, 0), (74, 74), (37, 37)):
+                canvas = _picture(background)
+                canvas[top : top + 150, left : left + 150] = small
+                region = face_region(canvas)
+                assert region is not None, (name, top, left)
+                top_edge, bottom, left_edge, right = region
+                assert (bottom - top_edge) * (right - left_edge) < 0.8, (name, top, left, region)
+                assert detector.faces(canvas[None]) == [1], (name, background, top, left)
 
 
 def test_skipped_pictures_report_no_face(detector):
