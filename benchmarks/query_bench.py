@@ -44,8 +44,8 @@ from benchmarks.common import (
 log = logging.getLogger(__name__)
 
 NAME = "query"
-DATA_VERSION = 3  # bump when the generated data or the store layout changes (2: int8 quantization,
-# 3: the sparse `classes` and `text` vectors)
+DATA_VERSION = 4  # bump when the generated data or the store layout changes (2: int8 quantization,
+# 3: the sparse `classes` and `text` vectors, 4: the semantic graph at m=64, ef_construct=800)
 VISUAL_DIM = 1280
 CLUSTERS = 1000
 MIX_VOCAB = 30_000  # image words come from the most frequent words

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
@@ -63,9 +64,12 @@ from imgsearch.vectorstore.schema import (
     WORDS,
     VectorName,
 )
+from imgsearch.vectorstore.storage import WORD_SPACE_EF, word_space_beam
 from imgsearch.vectorstore.types import CollectionDims, Hit, ImagePoint, PayloadFilter
 
 log = logging.getLogger(__name__)
+# How often a search recounts the images to choose the semantic beam (storage.word_space_beam).
+SIZE_RECOUNT_S = 30.0
 
 # Records a metadata facet reads per scroll page.
 FACET_PAGE = 1000
@@ -93,6 +97,10 @@ class VectorStore(ABC):
     # words: never quantized, a wider beam); the adapters build them in their engine's classes.
     _params: Any = None
     _word_params: Any = None
+    # ... and for the semantic vectors of a large images collection (storage.word_space_beam); None
+    # keeps _word_params (a beam the operator set, or an engine that takes no parameters).
+    _large_word_params: Any = None
+    _images_size: tuple[float, int] = (-float("inf"), 0)  # (when counted, monotonic; points)
 
     # -- collections -------------------------------------------------------------------------
 
@@ -352,7 +360,22 @@ class VectorStore(ABC):
 
     def _params_for(self, using: str | None) -> Any:
         """The search parameters for a query on the vector named `using`."""
-        return self._params if using == VISUAL else self._word_params
+        if using == VISUAL:
+            return self._params
+        large = self._large_word_params
+        if using == SEMANTIC and large is not None and word_space_beam(self._images_points()) > WORD_SPACE_EF:
+            return large
+        return self._word_params
+
+    def _images_points(self) -> int:
+        """The images collection's points, counted at most every SIZE_RECOUNT_S seconds: the beam
+        follows the collection's size, which a search need not know to the point."""
+        counted_at, points = self._images_size
+        now = time.monotonic()
+        if now - counted_at >= SIZE_RECOUNT_S:
+            points = self._count(IMAGES, None)
+            self._images_size = (now, points)
+        return points
 
     def _has_named_namespaces(self) -> bool:
         if self._named_namespaces is None:

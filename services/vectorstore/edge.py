@@ -39,7 +39,7 @@ from imgsearch.vectorstore.optimizer import AutoOptimizer, Job
 from imgsearch.vectorstore.payloads import DEFAULT_NAMESPACE, THUMBNAIL
 from imgsearch.vectorstore.plan import Ranking
 from imgsearch.vectorstore.schema import IDF_VECTORS, IMAGES, PAYLOAD_INDEXES, SPARSE_VECTORS, WORDS
-from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
+from imgsearch.vectorstore.storage import LARGE_WORD_SPACE_EF, WORD_SPACE_EF, StorageOptions
 from imgsearch.vectorstore.types import PayloadFilter
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class EdgeStore(VectorStore):
         self._quantize = self._storage.quantized
         self._params = search_params(qe, hnsw_ef, self._quantize, self._storage.oversampling)
         self._word_params = search_params(qe, hnsw_ef or WORD_SPACE_EF, False)  # never quantized
+        self._large_word_params = None if hnsw_ef else search_params(qe, LARGE_WORD_SPACE_EF, False)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, dict[str, int]] = {}
         self._sparse: dict[str, tuple[str, ...]] = {}  # the sparse vectors of each collection

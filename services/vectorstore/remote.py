@@ -27,7 +27,7 @@ from imgsearch.vectorstore.engine import Match, Page, Row, SparseVector
 from imgsearch.vectorstore.payloads import THUMBNAIL
 from imgsearch.vectorstore.plan import Ranking
 from imgsearch.vectorstore.schema import IDF_VECTORS, PAYLOAD_INDEXES, SPARSE_VECTORS
-from imgsearch.vectorstore.storage import WORD_SPACE_EF, StorageOptions
+from imgsearch.vectorstore.storage import LARGE_WORD_SPACE_EF, WORD_SPACE_EF, StorageOptions
 
 T = TypeVar("T")
 
@@ -84,6 +84,9 @@ class RemoteStore(VectorStore):
             else engine.search_params(models, hnsw_ef, self._quantize, self._storage.oversampling)
         )
         self._word_params = None if local else engine.search_params(models, hnsw_ef or WORD_SPACE_EF, False)
+        self._large_word_params = (
+            None if local or hnsw_ef else engine.search_params(models, LARGE_WORD_SPACE_EF, False)
+        )
         self._dims: dict[str, dict[str, int]] = {}
         self._sparse: dict[str, tuple[str, ...]] = {}  # the sparse vectors of each collection
         self._lock: contextlib.AbstractContextManager[Any] = (

@@ -31,6 +31,15 @@ mixtures (the 10th and 11th nearest images of a text query differ by about 4e-4 
 at 200,000 images: int8 at m=16, ef_construct=100: 0.56; float32 there: 0.76; float32 at m=32
 with ef_construct 128, 256, 400: 0.84, 0.945, 0.96. Keeping them costs 200 bytes per image in RAM
 and a longer graph build (50 floats per distance, so still cheaper than the visual graph's).
+
+At a million images the images' semantic graph is denser still (SEMANTIC_M, SEMANTIC_EF_CONSTRUCT):
+the million images' semantic vectors alone in one graph, text-query recall@10 at search beams
+1000 / 2000 / 4000 (benchmarks/README.md, 2026-12-04): m=32, ef_construct=400: 0.915 / 0.920 /
+0.948; m=48: 0.918 / 0.923 / 0.948; m=64: 0.930 / 0.935 / 0.950; m=64, ef_construct=800: 0.953 /
+0.958 / 0.970 (0.85 ms a search at beam 1000 in process). The build beam matters more than the
+links: 2.4x the graph's build CPU (883 against 400 s for the million) and 64 more links a point
+(about 0.25 GB more per million images). The words collection (50,000 words by default, built at
+the first start) keeps m=32, ef_construct=400: its searches ask for a few neighbours of a word.
 """
 
 from __future__ import annotations
@@ -39,14 +48,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgsearch.vectorstore.engine import QUANTIZATION_OVERSAMPLING, QUANTIZATION_QUANTILE, QUANTIZATIONS
-from imgsearch.vectorstore.schema import VISUAL
+from imgsearch.vectorstore.schema import SEMANTIC, VISUAL
 
-# The graph of the word-space vectors (semantic, words): denser than the visual one (see above).
+# The graph of the word-space vectors (semantic, words): denser than the visual one (see above);
+# the images' semantic vectors, which text queries search among up to millions, denser again.
 WORD_SPACE_M = 32
 WORD_SPACE_EF_CONSTRUCT = 400
-# Their search-time beam (IMGSEARCH_HNSW_EF, when set, applies to both spaces). The engine's
-# default is ef_construct: text-query recall@10 0.96 at 200,000 images but 0.91 at a million.
+SEMANTIC_M = 64
+SEMANTIC_EF_CONSTRUCT = 800
+# Their search-time beam (IMGSEARCH_HNSW_EF, when set, applies to both spaces): word_space_beam.
 WORD_SPACE_EF = 1000
+LARGE_WORD_SPACE_EF = 2000
+LARGE_COLLECTION = 500_000
 
 # Candidates rescored with the original vectors, per result asked for.
 OVERSAMPLING = {"int8": QUANTIZATION_OVERSAMPLING, "binary": 4.0, "product": 4.0}
@@ -115,13 +128,14 @@ class StorageOptions:
                 on_disk=self.vectors_on_disk,
                 quantization_config=self.edge_quantization(qe),
             )
+        m, ef_construct = word_space_graph(vector_name)
         return qe.EdgeVectorParams(
             size=size,
             distance=qe.Distance.Cosine,
             on_disk=False,
             hnsw_config=qe.HnswIndexConfig(
-                m=WORD_SPACE_M,
-                ef_construct=WORD_SPACE_EF_CONSTRUCT,
+                m=m,
+                ef_construct=ef_construct,
                 full_scan_threshold=10_000 if full_scan_threshold_kb is None else full_scan_threshold_kb,
             ),
         )
@@ -161,13 +175,12 @@ class StorageOptions:
                 on_disk=None if local else self.vectors_on_disk,
                 quantization_config=self.remote_quantization(models),
             )
+        m, ef_construct = word_space_graph(vector_name)
         return models.VectorParams(
             size=size,
             distance=models.Distance.COSINE,
             on_disk=None if local else False,
-            hnsw_config=None
-            if local
-            else models.HnswConfigDiff(m=WORD_SPACE_M, ef_construct=WORD_SPACE_EF_CONSTRUCT),
+            hnsw_config=None if local else models.HnswConfigDiff(m=m, ef_construct=ef_construct),
         )
 
     def remote_collection(self, models: Any) -> dict[str, Any]:
@@ -179,3 +192,23 @@ class StorageOptions:
             if self.max_segment_kb
             else None,
         }
+
+
+def word_space_graph(vector_name: str) -> tuple[int, int]:
+    """(m, ef_construct) of a word-space vector's graph: the images' semantic vectors or a word's."""
+    if vector_name == SEMANTIC:
+        return SEMANTIC_M, SEMANTIC_EF_CONSTRUCT
+    return WORD_SPACE_M, WORD_SPACE_EF_CONSTRUCT
+
+
+def word_space_beam(points: int) -> int:
+    """The search beam of the images' semantic vectors in a collection of `points` images.
+
+    The engine's default (ef_construct) gave text-query recall@10 0.96 at 200,000 images but 0.91
+    at a million. WORD_SPACE_EF (1,000) keeps recall@10 at 1.00 at 100,000 images; at a million
+    over gRPC it gave 0.94 at m=32 and 0.9475 at m=64, ef_construct=800 (p50 2.5 ms), and 2,000
+    buys the margin over 0.95 (0.958 in process, 0.5 ms more a search). Below LARGE_COLLECTION the
+    wider beam buys nothing and costs: at 100,000 images 4.7 against 3.3 ms a SearchText and 217
+    against 313 queries/s from 8 clients (benchmarks/README.md, 2026-12-04).
+    """
+    return LARGE_WORD_SPACE_EF if points >= LARGE_COLLECTION else WORD_SPACE_EF

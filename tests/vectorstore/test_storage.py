@@ -64,6 +64,30 @@ def test_each_quantization_finds_the_nearest_image(tmp_path, adapter, quantizati
         ) == expected
 
 
+def test_the_word_space_graphs_are_denser_than_the_visual_one(tmp_path):
+    """Text queries search the images' semantic vectors among up to millions of near-tied
+    mixtures: their graph gets the most links and the widest build beam; words keep a lighter one."""
+    from imgsearch.vectorstore.storage import (
+        SEMANTIC_EF_CONSTRUCT,
+        SEMANTIC_M,
+        WORD_SPACE_EF_CONSTRUCT,
+        WORD_SPACE_M,
+    )
+
+    root = tmp_path / "qdrant"
+    store = EdgeStore(root)
+    store.ensure_collections(VIS, SEM, SEM)
+    store.close()
+    images = _edge_config(root)
+    words = json.loads((root / "words" / "edge_config.json").read_text())
+    semantic = images["vectors"][SEMANTIC]["hnsw_config"]
+    assert (semantic["m"], semantic["ef_construct"]) == (SEMANTIC_M, SEMANTIC_EF_CONSTRUCT) == (64, 800)
+    assert "hnsw_config" not in images["vectors"][VISUAL]
+    assert images["hnsw_config"]["m"] == 16  # the visual vectors: the collection's graph
+    word = words["vectors"][""]["hnsw_config"]
+    assert (word["m"], word["ef_construct"]) == (WORD_SPACE_M, WORD_SPACE_EF_CONSTRUCT) == (32, 400)
+
+
 def test_edge_lays_collections_out_as_the_options_say(tmp_path):
     root = tmp_path / "qdrant"
     store = EdgeStore(root, storage=StorageOptions(hnsw_m=8, hnsw_ef_construct=64, max_segment_mb=300))
@@ -144,3 +168,30 @@ def test_optimize_leaves_no_replaced_segment_on_disk(tmp_path):
     reopened = EdgeStore(root)
     assert reopened.count_images() == 1200
     reopened.close()
+
+
+def test_the_semantic_beam_widens_once_the_collection_is_large(tmp_path, monkeypatch):
+    """Text queries on a large collection search the semantic graph with the wider beam; a small
+    one keeps the cheaper beam, and a beam the operator set (IMGSEARCH_HNSW_EF) holds at any size."""
+    from imgsearch.vectorstore import base, storage
+
+    monkeypatch.setattr(storage, "LARGE_COLLECTION", 10)
+    monkeypatch.setattr(base, "SIZE_RECOUNT_S", 0.0)
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        store.ensure_collections(VIS, SEM, SEM)
+        store.upsert_images(_points(5))
+        assert store._params_for(SEMANTIC).hnsw_ef == storage.WORD_SPACE_EF == 1000
+        store.upsert_images(_points(10, seed=1))
+        assert store._params_for(SEMANTIC).hnsw_ef == storage.LARGE_WORD_SPACE_EF == 2000
+        assert store._params_for(VISUAL).hnsw_ef is None  # the visual space: the engine's default
+        assert store._params_for("").hnsw_ef == storage.WORD_SPACE_EF  # words keep theirs
+        target = _points(10, seed=1)[3]
+        assert store.search_images(target.semantic, SEMANTIC, k=1)[0].id == target.id
+    finally:
+        store.close()
+    fixed = EdgeStore(tmp_path / "qdrant", hnsw_ef=300)
+    try:
+        assert fixed._params_for(SEMANTIC).hnsw_ef == 300
+    finally:
+        fixed.close()
