@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -31,17 +32,6 @@ K = 10
 DEFAULT_GRAPHS = ("32:400", "64:800")
 DEFAULT_BEAMS = (1000, 2000, 4000)
 UPSERT_BATCH = 2000
-
-
-def rss_gb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1e6
-    return float("nan")
-
-
-def folder_gb(path: Path) -> float:
-    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 1e9
 
 
 def source_rows(images: int) -> np.ndarray:
@@ -80,6 +70,8 @@ def build(rows: np.ndarray, m: int, ef_construct: int, folder: Path) -> tuple[An
     """A one-vector shard of `rows`, optimized: (shard, build figures)."""
     import qdrant_edge as qe
 
+    from benchmarks.scale_bench import disk_usage, memory_of
+
     config = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(
             size=rows.shape[1],
@@ -95,15 +87,15 @@ def build(rows: np.ndarray, m: int, ef_construct: int, folder: Path) -> tuple[An
         block = np.asarray(rows[start : start + UPSERT_BATCH], np.float32)
         points = [qe.Point(start + i + 1, v.tolist(), {}) for i, v in enumerate(block)]
         shard.update(qe.UpdateOperation.upsert_points(points))
-    before = rss_gb()
+    before = memory_of(os.getpid())["VmRSS"]
     wall, cpu = time.perf_counter(), time.process_time()
     shard.optimize()
     shard.flush()
     figures = {
         "build_s": time.perf_counter() - wall,
         "build_cpu_s": time.process_time() - cpu,
-        "rss_growth_gb": rss_gb() - before,
-        "files_gb": folder_gb(folder),
+        "rss_growth_gb": (memory_of(os.getpid())["VmRSS"] - before) / 1024,
+        "files_gb": disk_usage(folder)[0] / 1e9,
         "indexed": int(shard.info().indexed_vectors_count),
     }
     return shard, figures
